@@ -1,0 +1,145 @@
+"""``vtk convert``, ``vtk decode`` and ``vtk synth``: raw datasets (or synthetic ones) to caches."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .options import ProgressBar, etl_options, report
+
+
+def _run_job(job, noun: str, quiet: bool, **kwargs):
+    """Run a pipeline function with a progress bar; map its input errors to usage errors (exit 2)."""
+    from ..pipelines.runner import JobConflict
+
+    bar = ProgressBar("shards", "shard", quiet)
+    try:
+        summary = job(progress=bar, **kwargs)
+    except (JobConflict, ValueError, FileNotFoundError) as exc:
+        raise click.UsageError(str(exc)) from exc
+    finally:
+        bar.close()
+    report(summary, noun)
+    sys.exit(summary.exit_code)
+
+
+@click.group()
+def convert():
+    """Convert a feature dataset into a sharded, checksummed cache."""
+
+
+@convert.command("youtube8m")
+@click.option("--src", required=True, metavar="DIR|GLOB|FILE",
+              help="tfrecord files: a folder (searched recursively for *.tfrecord), a quoted glob, or one file.")
+@click.option("--level", type=click.Choice(["auto", "frame", "video"]), default="auto", show_default=True,
+              help="Frame-level SequenceExamples or video-level Examples; auto reads the first records.")
+@click.option("--segments/--no-segments", default=None,
+              help="Keep the 2019 segment columns [default: when the records have them].")
+@etl_options
+def convert_youtube8m(src, level, segments, out, fmt, workers, scheduler, overwrite, quiet):
+    """YouTube-8M tfrecords (2018 / 2019 schemas) to a cache, one shard per tfrecord.
+
+    Lossless: the quantized uint8 features are stored byte for byte, every frame is kept, and each
+    record's CRC is checked. Damaged records and files go to CACHE/errors.jsonl with the file, the
+    record index and the reason. Exit status: 0 all converted, 1 some inputs failed, 2 usage error.
+    Running the same command again resumes an interrupted run.
+    """
+    from ..pipelines.youtube8m import convert_youtube8m as job
+
+    _run_job(job, "videos", quiet, src=src, out=out, level=level, segments=segments, fmt=fmt,
+             workers=workers, scheduler=scheduler, overwrite=overwrite)
+
+
+@click.group()
+def decode():
+    """Decode a video dataset into a cache of resized frames."""
+
+
+@decode.command("kinetics")
+@click.option("--src", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder of clips, <label>/<youtube_id>_<start:06d>_<end:06d>.mp4.")
+@click.option("--annotations", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Kinetics CSV (label,youtube_id,time_start,time_end,split). Without it, labels come from class folders.")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=25.0, show_default=True,
+              help="Resample every clip to this frame rate.")
+@click.option("--short-side", type=click.IntRange(min=0), default=256, show_default=True,
+              help="Resize so the shorter side has this many pixels, keeping the aspect ratio (0: keep size).")
+@click.option("--codec", type=click.Choice(["jpeg", "raw"]), default="jpeg", show_default=True,
+              help="Store one JPEG per frame, or raw uint8 RGB frames [T, H, W, 3].")
+@click.option("--quality", type=click.IntRange(2, 31), default=3, show_default=True,
+              help="JPEG quality as ffmpeg's -q:v: 2 best and largest, 31 smallest.")
+@click.option("--videos-per-shard", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Clips per shard (and per task).")
+@etl_options
+def decode_kinetics(src, annotations, fps, short_side, codec, quality, videos_per_shard,
+                    out, fmt, workers, scheduler, overwrite, quiet):
+    """Kinetics clips to a cache of frames, decoded and resized once by ffmpeg.
+
+    Class index = position of the label in the sorted class names (stored in the manifest).
+    Clips listed in the CSV but absent are reported as missing; clips that ffmpeg cannot decode go
+    to CACHE/errors.jsonl with the reason. Exit status: 0 nothing failed (missing clips do not
+    count), 1 some clips failed, 2 usage error. Running the same command again resumes.
+    """
+    from ..pipelines.kinetics import decode_kinetics as job
+
+    _run_job(job, "clips", quiet, src=src, out=out, annotations=annotations, fps=fps, short_side=short_side,
+             codec=codec, quality=quality, videos_per_shard=videos_per_shard, fmt=fmt,
+             workers=workers, scheduler=scheduler, overwrite=overwrite)
+
+
+@click.group()
+def synth():
+    """Write small synthetic datasets in the real source formats (for trying things out and tests)."""
+
+
+@synth.command("youtube8m")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the tfrecords.")
+@click.option("--level", type=click.Choice(["frame", "video"]), default="frame", show_default=True)
+@click.option("--files", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--videos-per-file", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--classes", "num_classes", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--min-frames", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--max-frames", type=click.IntRange(min=1), default=120, show_default=True)
+@click.option("--segments", is_flag=True, help="Add the 2019 segment fields.")
+@click.option("--prefix", default="train", show_default=True, help="File name prefix (train, validate, test).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def synth_youtube8m(out, level, files, videos_per_file, num_classes, min_frames, max_frames, segments, prefix, seed):
+    """YouTube-8M tfrecords written by TensorFlow; features depend on the labels."""
+    from ..pipelines.synth_youtube8m import synth_youtube8m as make
+
+    if min_frames > max_frames:
+        raise click.BadParameter("--min-frames must not exceed --max-frames")
+    paths = make(out, level=level, num_files=files, videos_per_file=videos_per_file, num_classes=num_classes,
+                 min_frames=min_frames, max_frames=max_frames, segments=segments, seed=seed, prefix=prefix)
+    click.echo(f"wrote {len(paths)} {level}-level tfrecords ({files * videos_per_file} videos) to {out}")
+
+
+@synth.command("kinetics")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the clips and kinetics.csv.")
+@click.option("--classes", "num_classes", type=click.IntRange(min=2), default=4, show_default=True,
+              help="Classes come in pairs that differ only by motion direction.")
+@click.option("--clips-per-class", type=click.IntRange(min=1), default=6, show_default=True)
+@click.option("--duration", type=click.FloatRange(min=0.2), default=2.0, show_default=True, help="Seconds per clip.")
+@click.option("--fps", type=click.IntRange(min=1), default=25, show_default=True)
+@click.option("--size", default="320x240", show_default=True, metavar="WxH")
+@click.option("--missing", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Extra CSV rows whose clip is not written, as in real Kinetics.")
+@click.option("--bad", is_flag=True, help="Also write broken clips (empty, not a video, audio only, truncated).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def synth_kinetics(out, num_classes, clips_per_class, duration, fps, size, missing, bad, seed):
+    """H.264 clips made with ffmpeg in the Kinetics layout, plus kinetics.csv."""
+    from pathlib import Path
+
+    from ..pipelines.synth_kinetics import synth_kinetics as make, write_bad_clips
+
+    try:
+        width, height = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"--size {size!r}: expected WxH, e.g. 320x240") from None
+    csv_path = make(out, num_classes=num_classes, clips_per_class=clips_per_class, duration=duration, fps=fps,
+                    width=width, height=height, missing=missing, seed=seed)
+    click.echo(f"wrote {num_classes * clips_per_class} clips and {csv_path}")
+    if bad:
+        made = write_bad_clips(Path(out))
+        click.echo(f"wrote {len(made)} broken clips: {', '.join(sorted(made))}")

@@ -1,0 +1,1 @@
+"""ETL: source readers, synthetic sources and the Dask runner."""
