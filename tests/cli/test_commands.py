@@ -83,5 +83,5 @@ def test_demo_runs_the_main_job(tmp_path):
     result = CliRunner().invoke(cli, ["demo", "--workdir", str(tmp_path), "--workers", "1", "--quiet"])
     assert result.exit_code == 0, result.output
     assert "converted 64 videos from 4 inputs into 4 shards" in result.output
-    assert "converted 16 clips" in result.output and "missing 2" in result.output
+    assert "converted 16 clips" in result.output and "failed 5, missing 2" in result.output
     assert (tmp_path / "cache" / "kinetics" / "manifest.json").is_file()

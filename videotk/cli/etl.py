@@ -125,21 +125,18 @@ def synth_youtube8m(out, level, files, videos_per_file, num_classes, min_frames,
 @click.option("--size", default="320x240", show_default=True, metavar="WxH")
 @click.option("--missing", type=click.IntRange(min=0), default=0, show_default=True,
               help="Extra CSV rows whose clip is not written, as in real Kinetics.")
-@click.option("--bad", is_flag=True, help="Also write broken clips (empty, not a video, audio only, truncated).")
+@click.option("--bad", is_flag=True,
+              help="Also write broken clips (empty, not a video, audio only, truncated), listed in the CSV.")
 @click.option("--seed", type=int, default=0, show_default=True)
 def synth_kinetics(out, num_classes, clips_per_class, duration, fps, size, missing, bad, seed):
     """H.264 clips made with ffmpeg in the Kinetics layout, plus kinetics.csv."""
-    from pathlib import Path
-
-    from ..pipelines.synth_kinetics import synth_kinetics as make, write_bad_clips
+    from ..pipelines.synth_kinetics import synth_kinetics as make
 
     try:
         width, height = (int(v) for v in size.lower().split("x"))
     except ValueError:
         raise click.BadParameter(f"--size {size!r}: expected WxH, e.g. 320x240") from None
     csv_path = make(out, num_classes=num_classes, clips_per_class=clips_per_class, duration=duration, fps=fps,
-                    width=width, height=height, missing=missing, seed=seed)
-    click.echo(f"wrote {num_classes * clips_per_class} clips and {csv_path}")
-    if bad:
-        made = write_bad_clips(Path(out))
-        click.echo(f"wrote {len(made)} broken clips: {', '.join(sorted(made))}")
+                    width=width, height=height, missing=missing, bad=bad, seed=seed)
+    extra = " (+ broken clips, listed in the CSV)" if bad else ""
+    click.echo(f"wrote {num_classes * clips_per_class} clips{extra} and {csv_path}")
