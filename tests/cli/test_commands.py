@@ -85,3 +85,25 @@ def test_demo_runs_the_main_job(tmp_path):
     assert "converted 64 videos from 4 inputs into 4 shards" in result.output
     assert "converted 16 clips" in result.output and "failed 5, missing 2" in result.output
     assert (tmp_path / "cache" / "kinetics" / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize("args", [
+    ["synth", "youtube8m", "--segments", "--min-frames", "2", "--max-frames", "4"],
+    ["synth", "kinetics", "--classes", "3"],
+    ["synth", "kinetics", "--size", "321x240"],
+])
+def test_synth_refuses_impossible_datasets_with_exit_2(tmp_path, args):
+    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert "Error" in result.output
+
+
+def test_synth_commands_write_real_sources(tmp_path):
+    result = CliRunner().invoke(cli, ["synth", "youtube8m", "--out", str(tmp_path / "y"), "--files", "2",
+                                      "--videos-per-file", "3", "--level", "video"])
+    assert result.exit_code == 0 and len(list((tmp_path / "y").glob("*.tfrecord"))) == 2
+    result = CliRunner().invoke(cli, ["synth", "kinetics", "--out", str(tmp_path / "k"), "--classes", "2",
+                                      "--clips-per-class", "1", "--duration", "0.4", "--size", "64x48", "--bad"])
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "k").rglob("*.mp4"))) == 2 + 5
+    assert len((tmp_path / "k" / "kinetics.csv").read_text().splitlines()) == 1 + 2 + 5

@@ -110,8 +110,11 @@ def synth_youtube8m(out, level, files, videos_per_file, num_classes, min_frames,
 
     if min_frames > max_frames:
         raise click.BadParameter("--min-frames must not exceed --max-frames")
-    paths = make(out, level=level, num_files=files, videos_per_file=videos_per_file, num_classes=num_classes,
-                 min_frames=min_frames, max_frames=max_frames, segments=segments, seed=seed, prefix=prefix)
+    try:
+        paths = make(out, level=level, num_files=files, videos_per_file=videos_per_file, num_classes=num_classes,
+                     min_frames=min_frames, max_frames=max_frames, segments=segments, seed=seed, prefix=prefix)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     click.echo(f"wrote {len(paths)} {level}-level tfrecords ({files * videos_per_file} videos) to {out}")
 
 
@@ -136,7 +139,10 @@ def synth_kinetics(out, num_classes, clips_per_class, duration, fps, size, missi
         width, height = (int(v) for v in size.lower().split("x"))
     except ValueError:
         raise click.BadParameter(f"--size {size!r}: expected WxH, e.g. 320x240") from None
-    csv_path = make(out, num_classes=num_classes, clips_per_class=clips_per_class, duration=duration, fps=fps,
-                    width=width, height=height, missing=missing, bad=bad, seed=seed)
+    try:
+        csv_path = make(out, num_classes=num_classes, clips_per_class=clips_per_class, duration=duration, fps=fps,
+                        width=width, height=height, missing=missing, bad=bad, seed=seed)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     extra = " (+ broken clips, listed in the CSV)" if bad else ""
     click.echo(f"wrote {num_classes * clips_per_class} clips{extra} and {csv_path}")
