@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .schema import Column, parse_schema_json, schema_json
-from .shard import ShardReader, ShardWriter
+from .shard import HashingFile, ShardReader, ShardWriter
 
 SCHEMA_KEY = b"videotk.schema"
 ROW_GROUP_BYTES = 4 << 20
@@ -66,8 +66,9 @@ class ParquetShardWriter(ShardWriter):
         super().__init__(path, kind, columns)
         self._schema = arrow_schema(kind, columns)
         plain = [c.name for c in columns if c.type not in _OPAQUE]
+        self._sink = HashingFile(self.tmp_path)
         self._writer = pq.ParquetWriter(
-            self.tmp_path,
+            self._sink,
             self._schema,
             compression={c.name: ("none" if c.type in _OPAQUE else "snappy") for c in columns},
             use_dictionary=plain,
@@ -94,15 +95,17 @@ class ParquetShardWriter(ShardWriter):
         self._buffer = {c.name: [] for c in self.columns}
         self._buffered_bytes = 0
 
-    def _close(self, flush: bool = True) -> None:
+    def _close(self, flush: bool = True) -> str | None:
         if self._writer is None:
-            return
+            return None
         try:
             if flush:
                 self._flush()
         finally:
             self._writer.close()
             self._writer = None
+            self._sink.close()
+        return self._sink.hexdigest()
 
 
 def _python_values(array: pa.Array, type_: str) -> list:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,36 @@ def file_sha256(path: str | os.PathLike, chunk: int = 8 << 20) -> str:
     return digest.hexdigest()
 
 
+class HashingFile(io.RawIOBase):
+    """A write-only file that computes its sha256 on the way, for writers that never seek back."""
+
+    def __init__(self, path: str | os.PathLike):
+        super().__init__()
+        self._file = open(path, "wb")
+        self._digest = hashlib.sha256()
+        self._position = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self._digest.update(data)
+        written = self._file.write(data)
+        self._position += written
+        return written
+
+    def tell(self) -> int:
+        return self._position
+
+    def close(self) -> None:
+        if not self.closed:
+            self._file.close()
+        super().close()
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     """Delete half-written shards left by an interrupted run; returns what was removed."""
     removed = [p for p in Path(folder).glob(f"*{TMP_MARK}*") if p.is_file()]
@@ -76,11 +107,11 @@ class ShardWriter:
         self.rows += 1
 
     def finalize(self) -> ShardInfo:
-        self._close()
+        digest = self._close()
         with open(self.tmp_path, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(self.tmp_path, self.path)
-        return ShardInfo(self.path.name, self.rows, self.path.stat().st_size, file_sha256(self.path))
+        return ShardInfo(self.path.name, self.rows, self.path.stat().st_size, digest or file_sha256(self.path))
 
     def abort(self) -> None:
         try:
@@ -104,7 +135,8 @@ class ShardWriter:
     def _write(self, record: dict) -> None:
         raise NotImplementedError
 
-    def _close(self, flush: bool = True) -> None:
+    def _close(self, flush: bool = True) -> str | None:
+        """Close the temporary file; return its sha256 when it was computed while writing."""
         raise NotImplementedError
 
 
