@@ -13,9 +13,9 @@ from videotk.pipelines import youtube8m_records as y
 from videotk.pipelines.synth_youtube8m import synth_youtube8m
 from videotk.pipelines.tfrecord import iter_records
 
-out = tempfile.mkdtemp()
-frame = list(iter_records(synth_youtube8m(out, num_files=1, videos_per_file=100, min_frames=200, max_frames=300)[0]))
-video = list(iter_records(synth_youtube8m(out, num_files=1, videos_per_file=100, level="video", prefix="v")[0]))
+with tempfile.TemporaryDirectory() as out:
+    frame = list(iter_records(synth_youtube8m(out, num_files=1, videos_per_file=100, min_frames=200, max_frames=300)[0]))
+    video = list(iter_records(synth_youtube8m(out, num_files=1, videos_per_file=100, level="video", prefix="v")[0]))
 context = {"id": tf.io.FixedLenFeature([], tf.string), "labels": tf.io.VarLenFeature(tf.int64)}
 frames = {key: tf.io.FixedLenSequenceFeature([], tf.string) for key in ("rgb", "audio")}
 means = {"mean_rgb": tf.io.FixedLenFeature([1024], tf.float32), "mean_audio": tf.io.FixedLenFeature([128], tf.float32)}
