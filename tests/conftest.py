@@ -3,6 +3,7 @@
 import os
 import shutil
 
+import paddle  # noqa: F401  Paddle must be loaded before TensorFlow in a process: the other order crashes
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

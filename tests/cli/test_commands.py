@@ -82,7 +82,8 @@ def test_inspect_of_a_folder_that_is_not_a_cache(tmp_path):
 def test_demo_runs_the_main_job(tmp_path):
     result = CliRunner().invoke(cli, ["demo", "--workdir", str(tmp_path), "--workers", "1", "--quiet"])
     assert result.exit_code == 0, result.output
-    assert "converted 64 videos from 4 inputs into 4 shards" in result.output
+    assert "converted 256 videos from 4 inputs into 4 shards" in result.output
+    assert "\"gap\"" in result.output and "predictions.jsonl" in result.output
     assert "converted 16 clips" in result.output and "failed 5, missing 2" in result.output
     assert (tmp_path / "cache" / "kinetics" / "manifest.json").is_file()
 

@@ -189,3 +189,15 @@ def test_open_cache_without_manifest_explains(tmp_path):
     (tmp_path / "shards").mkdir()
     with pytest.raises(CacheError, match="run the same command again to resume"):
         open_cache(tmp_path)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_cache_keeps_a_bounded_number_of_shards_open(tmp_path, fmt):
+    from videotk.formats.cache import OPEN_READERS
+
+    columns, make = CASES["youtube8m-video"]
+    shards = [[make(i)] for i in range(OPEN_READERS + 3)]
+    cache = open_cache(write_cache(tmp_path, fmt, "youtube8m-video", columns, shards))
+    assert [r["id"] for r in cache] == [s[0]["id"] for s in shards]
+    assert len(cache._readers) == OPEN_READERS
+    assert cache[0]["id"] == shards[0][0]["id"]  # a closed reader opens again

@@ -8,7 +8,8 @@ import tensorflow as tf
 
 from videotk.pipelines.synth_youtube8m import synth_youtube8m
 from videotk.pipelines.tfrecord import iter_records
-from videotk.pipelines.youtube8m_records import dequantize, parse_frame_level, parse_video_level
+from videotk.formats.schema import dequantize_youtube8m as dequantize
+from videotk.pipelines.youtube8m_records import parse_frame_level, parse_video_level
 
 SMALL = dict(num_files=2, videos_per_file=4, min_frames=10, max_frames=20)
 

@@ -22,7 +22,8 @@ def _step(title: str) -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes [default: all cores].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def demo(workdir, workers, quiet):
-    """Synthesize YouTube-8M and Kinetics sources, convert and decode them, then inspect the caches.
+    """Synthesize YouTube-8M and Kinetics sources, convert and decode them, inspect the caches, then
+    train Attention LSTM briefly on the YouTube-8M cache, evaluate it on held-out videos and predict.
 
     The Kinetics sources include missing and broken clips, to show how they are accounted for.
     """
@@ -37,17 +38,19 @@ def demo(workdir, workers, quiet):
     root.mkdir(parents=True, exist_ok=True)
     try:
         _step("synth: YouTube-8M frame-level tfrecords and Kinetics mp4 clips")
-        records = synth_youtube8m(root / "raw" / "yt8m", num_files=4, videos_per_file=16, seed=0)
+        records = synth_youtube8m(root / "raw" / "yt8m", num_files=5, videos_per_file=64, seed=0)
         csv_path = synth_kinetics(root / "raw" / "kinetics", num_classes=4, clips_per_class=4, missing=2, bad=True,
                                   seed=0)
-        click.echo(f"{len(records)} tfrecords in {root / 'raw' / 'yt8m'}")
+        click.echo(f"{len(records)} tfrecords in {root / 'raw' / 'yt8m'} (the last one is held out for evaluation)")
         click.echo(f"16 clips + 5 broken ones + 2 missing CSV rows in {csv_path.parent}")
 
         _step("convert youtube8m")
         bar = ProgressBar("shards", "shard", quiet)
-        summary = convert_youtube8m(root / "raw" / "yt8m", root / "cache" / "yt8m", workers=workers, progress=bar)
+        summary = convert_youtube8m(root / "raw" / "yt8m" / "train000[0-3].tfrecord", root / "cache" / "yt8m",
+                                    workers=workers, progress=bar)
         bar.close()
         report(summary, "videos")
+        report(convert_youtube8m(records[-1], root / "cache" / "yt8m-valid", workers=1), "videos")
 
         _step("decode kinetics (fps 25, short side 256, JPEG)")
         bar = ProgressBar("shards", "shard", quiet)
@@ -60,7 +63,29 @@ def demo(workdir, workers, quiet):
         for name in ("yt8m", "kinetics"):
             _step(f"inspect cache/{name}")
             _print_text(describe(open_cache(root / "cache" / name)), top=5)
+        _train_eval_predict(root, quiet)
         click.echo(f"\ndemo finished in {root}" + ("" if workdir else " (removed)"))
     finally:
         if not workdir:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def _train_eval_predict(root: Path, quiet: bool) -> None:
+    import json
+
+    from ..trainers.config import CONFIG_DIR, load_config
+    from ..trainers.loop import evaluate, predict, train
+    from .train import TrainProgress
+
+    config = load_config("attention_lstm", CONFIG_DIR / "attention_lstm_tiny.yaml", ["train.epochs=2"])
+    train_cache, valid_cache = str(root / "cache" / "yt8m"), str(root / "cache" / "yt8m-valid")
+    _step("train attention_lstm (configs/attention_lstm_tiny.yaml, 2 epochs)")
+    train(config, train_cache, save_dir=root / "runs" / "attention_lstm", callback=TrainProgress(quiet))
+    checkpoint = root / "runs" / "attention_lstm" / "epoch_001"
+    _step("eval on the held-out videos")
+    click.echo(json.dumps(evaluate(config, valid_cache, checkpoint), indent=2))
+    _step("predict (top 3 per video)")
+    out = root / "predictions.jsonl"
+    count = predict(config, valid_cache, checkpoint, out, top_k=3)
+    lines = out.read_text().splitlines()
+    click.echo("\n".join(lines[:3]) + f"\n... {count} videos in {out}")

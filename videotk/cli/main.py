@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 import click
 
@@ -10,6 +11,7 @@ from .. import __version__
 from .cache import inspect, verify
 from .demo import demo
 from .etl import convert, decode, synth
+from .train import evaluate, export, models, predict, train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,10 +27,11 @@ def cli(verbose: int) -> None:
     vtk inspect cache/k400 && vtk verify cache/k400
     """
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    warnings.filterwarnings("ignore", message="No ccache found")  # printed by Paddle's import
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-for command in (convert, decode, synth, inspect, verify, demo):
+for command in (convert, decode, synth, inspect, verify, models, train, evaluate, predict, export, demo):
     cli.add_command(command)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_right
+from collections import OrderedDict
 from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import Path
@@ -12,6 +13,9 @@ from typing import Iterator
 from .manifest import SHARDS, CacheError, read_manifest
 from .schema import Column, columns_from_json
 from .shard import ShardReader, file_sha256, open_shard_reader
+
+
+OPEN_READERS = 8
 
 
 class Cache:
@@ -27,7 +31,7 @@ class Cache:
         self.columns: tuple[Column, ...] = columns_from_json(self.manifest["columns"])
         self.shards: list[dict] = self.manifest["shards"]
         self._starts = [0, *accumulate(s["rows"] for s in self.shards)]
-        self._readers: dict[int, ShardReader] = {}
+        self._readers: OrderedDict[int, ShardReader] = OrderedDict()
 
     @property
     def kind(self) -> str:
@@ -59,16 +63,20 @@ class Cache:
         return [value for shard in range(len(self.shards)) for value in self.shard(shard).read_column(name)]
 
     def shard(self, index: int) -> ShardReader:
-        """The reader of shard ``index`` (in manifest order)."""
-        if index not in self._readers:
+        """The reader of shard ``index`` (in manifest order); the ``OPEN_READERS`` most recently used stay open."""
+        if index in self._readers:
+            self._readers.move_to_end(index)
+        else:
             self._readers[index] = open_shard_reader(self.shard_path(index))
+            if len(self._readers) > OPEN_READERS:
+                self._readers.popitem(last=False)[1].close()
         return self._readers[index]
 
     def shard_path(self, index: int) -> Path:
         return self.path / SHARDS / self.shards[index]["file"]
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_readers": {}}
+        return {**self.__dict__, "_readers": OrderedDict()}
 
     def __repr__(self) -> str:
         return f"Cache({str(self.path)!r}, kind={self.kind!r}, records={len(self)}, shards={len(self.shards)})"

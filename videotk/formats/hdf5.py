@@ -137,6 +137,11 @@ class HDF5ShardReader(ShardReader):
     def __len__(self) -> int:
         return self._rows
 
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        self._file, self._cached = None, None
+
     def read(self, index: int) -> dict:
         if not 0 <= index < self._rows:
             raise IndexError(f"{self.path}: row {index} out of range (0..{self._rows - 1})")

@@ -147,9 +147,19 @@ class ParquetShardReader(ShardReader):
         row = index - self._starts[group]
         return {name: column[row] for name, column in values.items()}
 
+    def close(self) -> None:
+        self._file.close()
+        self._file, self._cached = None, None
+
+    @property
+    def _parquet(self) -> pq.ParquetFile:
+        if self._file is None:
+            self._file = pq.ParquetFile(self.path)
+        return self._file
+
     def read_column(self, name: str) -> list:
         column = next(c for c in self.columns if c.name == name)
-        table = self._file.read(columns=[name])
+        table = self._parquet.read(columns=[name])
         return _python_values(table.column(name).combine_chunks(), column.type)
 
     def __iter__(self) -> Iterator[dict]:
@@ -161,7 +171,7 @@ class ParquetShardReader(ShardReader):
 
     def _group(self, group: int) -> dict[str, list]:
         if self._cached is None or self._cached[0] != group:
-            table = self._file.read_row_group(group)
+            table = self._parquet.read_row_group(group)
             values = {c.name: _python_values(table.column(c.name).combine_chunks(), c.type) for c in self.columns}
             self._cached = (group, values)
         return self._cached[1]

@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import numpy as np
+
 SCHEMA_VERSION = 1
 
 TYPES = ("string", "int32", "float32", "binary", "list<int32>", "list<float32>", "list<binary>")
@@ -115,3 +117,18 @@ def parse_schema_json(text: str | bytes) -> tuple[str, tuple[Column, ...]]:
             f"schema version {data.get('schema_version')!r} is not supported (this videotk reads {SCHEMA_VERSION})"
         )
     return data["kind"], columns_from_json(data["columns"])
+
+
+_YT8M_SCALE = np.float32(4.0 / 255.0)
+_YT8M_BIAS = np.float32(4.0 / 512.0 - 2.0)
+
+
+def dequantize_youtube8m(codes: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """float32 features ``x = q * 4/255 + 4/512 - 2`` of YouTube-8M uint8 codes ``q`` (any shape).
+
+    The formula is the published one (values -1.992 .. 2.008; the /512 is as published). ``out``: a
+    float32 array of the codes' shape to write into.
+    """
+    out = np.multiply(codes, _YT8M_SCALE, out=out, dtype=np.float32)
+    out += _YT8M_BIAS
+    return out

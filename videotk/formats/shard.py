@@ -156,6 +156,9 @@ class ShardReader:
         """Every record's value of one column, reading nothing else."""
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release the open file; a later read opens it again."""
+
     def __iter__(self) -> Iterator[dict]:
         raise NotImplementedError
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import ffmpeg
 import numpy as np
 
-from videotk.pipelines.ffmpeg import ffmpeg_binary
+from .ffmpeg import ffmpeg_binary
 
 log = logging.getLogger(__name__)
 

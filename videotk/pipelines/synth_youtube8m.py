@@ -10,14 +10,17 @@ segment scores are learnable too.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import string
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from videotk.pipelines.youtube8m_records import AUDIO_SIZE, RGB_SIZE, dequantize
+from ..formats.schema import dequantize_youtube8m as dequantize
+from .youtube8m_records import AUDIO_SIZE, RGB_SIZE
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +66,19 @@ def synth_youtube8m(
     only) adds the 2019 context fields `segment_start_times`, `segment_end_times`,
     `segment_labels` (int64) and `segment_scores` (float 0.0/1.0). Same arguments, same bytes;
     the same seed gives the same videos at both levels. Returns the paths written, in order.
+
+    TensorFlow runs in a child process: loaded before Paddle in one process, it makes Paddle's
+    import crash, so the calling process never imports it.
     """
     _check_arguments(level, num_classes, min_frames, max_frames, segments)
+    arguments = (out_dir, level, num_files, videos_per_file, num_classes, min_frames, max_frames, segments, seed, prefix)
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_write_files, *arguments).result()
+
+
+def _write_files(out_dir, level, num_files, videos_per_file, num_classes, min_frames, max_frames, segments, seed,
+                 prefix) -> list[Path]:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
     rng = np.random.default_rng(seed)

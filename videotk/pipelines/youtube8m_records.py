@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message, message_factory, text_format
 
-from videotk.pipelines.tfrecord import SourceError
+from .tfrecord import SourceError
 
 RGB_SIZE = 1024
 AUDIO_SIZE = 128
@@ -183,11 +183,6 @@ def parse_video_level(data: bytes) -> dict:
         "mean_rgb": _mean_features(context, "mean_rgb", RGB_SIZE),
         "mean_audio": _mean_features(context, "mean_audio", AUDIO_SIZE),
     }
-
-
-def dequantize(codes: np.ndarray) -> np.ndarray:
-    """float32 features x = q * 4/255 + 4/512 - 2 of uint8 frame codes q (any shape)."""
-    return codes.astype(np.float32) * np.float32(4.0 / 255.0) + np.float32(4.0 / 512.0 - 2.0)
 
 
 def _decode(data: bytes):

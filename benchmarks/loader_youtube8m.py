@@ -1,0 +1,185 @@
+"""YouTube-8M frame-level training input: videotk's cache loader against the legacy pickle reader.
+
+    python benchmarks/loader_youtube8m.py [--files 8] [--videos-per-file 100] [--repeat 3] [--workdir DIR]
+
+Synthetic frame-level tfrecords (120-300 frames per video, 3862 classes, made by ``vtk synth`` in a
+subprocess) are converted to a Parquet cache, and the same records are written in the legacy layout:
+one pickle per tfrecord holding a list of dicts ``{"video", "feature": uint8 [T, 1024], "audio":
+uint8 [T, 128], "label": [ints], "nframes": min(T, 300)}``. Both then produce, per video, rgb
+``[300, 1024]`` and audio ``[300, 128]`` dequantized and zero-padded, and a multi-hot label
+``[3862]``; evaluation order, no sampling, page cache warm, best of ``--repeat`` runs.
+
+- legacy: ``pickle.load`` of each file, then per video what the 2019 reader did: ``astype(float)``
+  (float64), truncation to ``nframes``, dequantization, a float64 multi-hot label; plus the zero
+  padding to 300 frames. Its arrays stay float64, as its reader handed them to the feeder.
+- legacy, batched: the same samples grouped by 32, stacked as float32 and copied into paddle
+  tensors, as its feeder did.
+- videotk: ``YouTube8MFrames`` iterated directly (against the legacy samples), and through
+  ``paddle.io.DataLoader`` (batch 32) with 0 and 2 worker processes, which adds stacking and the
+  copy into paddle tensors (against the legacy batches).
+
+Prints samples/s of each and the ratios to the legacy reader (target: videotk >= 1.5x).
+
+Through the DataLoader, a batch of 32 x 300 frames is 44 MB of float32 that Paddle copies into a
+newly allocated tensor; glibc serves allocations above 32 MB with a fresh mmap each time, and the
+page faults make that copy ten times slower than the copy itself. Raising the threshold shows it:
+
+    MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=536870912 python benchmarks/loader_youtube8m.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import paddle
+
+from videotk.formats import open_cache
+from videotk.pipelines.youtube8m import convert_youtube8m
+from videotk.trainers.youtube8m_data import YouTube8MFrames, youtube8m_loader
+
+NUM_CLASSES = 3862
+MAX_FRAMES = 300
+BATCH = 32
+
+
+def make_sources(src: Path, files: int, videos_per_file: int) -> None:
+    """Synthetic tfrecords, written by TensorFlow in a subprocess (Paddle, loaded here, must not
+    share a process with a TensorFlow loaded before it)."""
+    command = [sys.executable, "-m", "videotk", "synth", "youtube8m", "--out", str(src), "--files", str(files),
+               "--videos-per-file", str(videos_per_file), "--classes", str(NUM_CLASSES),
+               "--min-frames", "120", "--max-frames", "300"]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+def write_legacy_pickles(cache_path: Path, out: Path) -> list[Path]:
+    """One pickle per shard (= per tfrecord) in the legacy reader's layout."""
+    cache = open_cache(cache_path)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index in range(len(cache.shards)):
+        videos = [{
+            "video": record["id"].encode(),
+            "feature": np.frombuffer(record["rgb"], np.uint8).reshape(-1, 1024),
+            "audio": np.frombuffer(record["audio"], np.uint8).reshape(-1, 128),
+            "label": record["labels"].tolist(),
+            "nframes": min(record["num_frames"], MAX_FRAMES),
+        } for record in cache.shard(index)]
+        paths.append(out / f"part{index:04d}.pkl")
+        with open(paths[-1], "wb") as f:
+            pickle.dump(videos, f, protocol=2)
+    return paths
+
+
+def legacy_dequantize(features: np.ndarray) -> np.ndarray:
+    return features * (4.0 / 255.0) + (4.0 / 512.0 - 2.0)
+
+
+def legacy_padded(features: np.ndarray) -> np.ndarray:
+    out = np.zeros((MAX_FRAMES, features.shape[1]))
+    out[: len(features)] = features
+    return out
+
+
+def legacy_sample(video: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """rgb [300, 1024], audio [300, 128], multi-hot [3862] (float64) of one legacy video dict."""
+    nframes = video["nframes"]
+    rgb = legacy_dequantize(video["feature"].astype(float)[:nframes])
+    audio = legacy_dequantize(video["audio"].astype(float)[:nframes])
+    label = np.zeros(NUM_CLASSES)
+    label[video["label"]] = 1.0
+    return legacy_padded(rgb), legacy_padded(audio), label
+
+
+def legacy_samples(paths: list[Path]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The legacy reader's samples, pickle after pickle."""
+    for path in paths:
+        with open(path, "rb") as f:
+            videos = pickle.load(f)
+        for video in videos:
+            yield legacy_sample(video)
+
+
+def legacy_read(paths: list[Path]) -> int:
+    return sum(1 for _ in legacy_samples(paths))
+
+
+def legacy_batched(paths: list[Path]) -> int:
+    """Legacy samples fed as batches of 32: float32 arrays [N, ...] copied into paddle tensors, as
+    the 2019 feeder turned them into float32 LoDTensors."""
+    count, batch = 0, []
+    for sample in legacy_samples(paths):
+        batch.append(sample)
+        if len(batch) == BATCH:
+            count += legacy_tensors(batch)[0].shape[0]
+            batch = []
+    return count + (legacy_tensors(batch)[0].shape[0] if batch else 0)
+
+
+def legacy_tensors(batch: list[tuple]) -> list[paddle.Tensor]:
+    return [paddle.to_tensor(np.asarray(field, np.float32)) for field in zip(*batch)]
+
+
+def dataset_read(cache_path: Path) -> int:
+    return sum(1 for _ in YouTube8MFrames(cache_path, num_classes=NUM_CLASSES, max_frames=MAX_FRAMES))
+
+
+def loader_read(cache_path: Path, workers: int) -> int:
+    loader = youtube8m_loader(cache_path, batch_size=BATCH, num_workers=workers, num_classes=NUM_CLASSES,
+                              max_frames=MAX_FRAMES)
+    return sum(batch["rgb"].shape[0] for batch in loader)
+
+
+def timed(label: str, call, repeat: int) -> float:
+    """Best samples/s of ``repeat`` runs of ``call`` (which returns the samples it made)."""
+    rates = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        samples = call()
+        rates.append(samples / (time.perf_counter() - start))
+    print(f"{label:<34} {max(rates):8.0f} samples/s")
+    return max(rates)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", type=int, default=8)
+    parser.add_argument("--videos-per-file", type=int, default=100)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per method; the best is reported")
+    args = parser.parse_args()
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="vtk-loader-bench-"))
+    try:
+        make_sources(work / "src", args.files, args.videos_per_file)
+        convert_youtube8m(work / "src", work / "cache", workers=1, overwrite=True)
+        pickles = write_legacy_pickles(work / "cache", work / "legacy")
+        cache_mb = sum(entry["bytes"] for entry in open_cache(work / "cache").shards) / 1e6
+        print(f"{args.files * args.videos_per_file} videos of 120-300 frames ({cache_mb:.0f} MB quantized) in {work}; "
+              f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}")
+        legacy = timed("legacy pickle reader", lambda: legacy_read(pickles), args.repeat)
+        legacy_fed = timed(f"legacy reader, b{BATCH} to tensors", lambda: legacy_batched(pickles), args.repeat)
+        ours = timed("videotk dataset", lambda: dataset_read(work / "cache"), args.repeat)
+        main_process = timed(f"videotk DataLoader, 0 workers, b{BATCH}", lambda: loader_read(work / "cache", 0), args.repeat)
+        two = timed(f"videotk DataLoader, 2 workers, b{BATCH}", lambda: loader_read(work / "cache", 2), args.repeat)
+        print(f"ratio videotk dataset / legacy:         {ours / legacy:5.2f}x  (target >= 1.5)")
+        print(f"ratio DataLoader 0 workers / legacy b{BATCH}: {main_process / legacy_fed:5.2f}x")
+        print(f"ratio DataLoader 2 workers / legacy b{BATCH}: {two / legacy_fed:5.2f}x")
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Trainers: datasets over caches (paddle.io), configs, the training loop, checkpoints."""

@@ -1,0 +1,274 @@
+"""The training loop and its companions (evaluate, predict, export), the same for every model.
+
+Progress is reported through ``callback(event: dict)``: ``{"event": "epoch_start", "epoch",
+"steps"}``, ``{"event": "batch"}`` after every batch, ``{"event": "step", "epoch", "step", "loss", "lr", "samples_per_s", "data_wait_s"}``
+(every ``train.log_every`` steps) and ``{"event": "epoch_end", "epoch", "loss", "metrics",
+"checkpoint"}``. The CLI turns them into a progress bar and log lines.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import paddle
+
+from ..formats import open_cache
+from ..models import create_model
+from .checkpoint import (
+    CONFIG_FILE,
+    EXPORT_PREFIX,
+    epoch_dir,
+    is_exported,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+)
+from .config import ConfigError, dump
+from .optim import build_optimizer, build_scheduler, steps_per_batch
+from .tasks import make_task
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[dict], None]
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
+
+
+class DeviceError(RuntimeError):
+    """The requested device is not available in this Paddle build or machine."""
+
+
+def select_device(device: str) -> str:
+    """Use ``cpu`` or ``gpu``; a GPU request fails clearly when Paddle has no GPU here."""
+    if device == "gpu":
+        if not paddle.device.is_compiled_with_cuda():
+            raise DeviceError("--device gpu: this Paddle is the CPU build; install paddlepaddle-gpu "
+                              "(pip install -e '.[gpu]') or use --device cpu")
+        if paddle.device.cuda.device_count() == 0:
+            raise DeviceError("--device gpu: Paddle was built with CUDA but sees no GPU on this machine")
+    paddle.set_device(device)
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    paddle.seed(seed)
+
+
+def build_model(config: dict) -> paddle.nn.Layer:
+    """The config's model; a keyword the model does not take is an error naming the config key."""
+    kwargs = {k: v for k, v in config["model"].items() if k != "name"}
+    try:
+        return create_model(config["model"]["name"], **kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"config section model: {exc}") from exc
+
+
+def _set_threads(num_workers: int) -> None:
+    """Paddle on CPU runs one thread by default; give it the cores the data workers leave."""
+    paddle.base.core.set_num_threads(max(1, (os.cpu_count() or 1) - num_workers))
+    _keep_large_buffers()
+
+
+def _keep_large_buffers() -> None:
+    """Let glibc reuse freed batch-sized buffers instead of mapping fresh pages for each one.
+
+    A batch of 32 videos x 300 frames is about 44 MB, above glibc's largest automatic mmap
+    threshold (32 MB), so every batch would otherwise be mmapped, page-faulted and unmapped: it
+    halves the data loader's throughput. DataLoader workers forked later inherit the setting.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(_M_MMAP_THRESHOLD, 256 << 20)
+    libc.mallopt(_M_TRIM_THRESHOLD, 512 << 20)
+
+
+def _distributed(model: paddle.nn.Layer) -> paddle.nn.Layer:
+    """Wrap for data parallelism when started by ``paddle.distributed.launch`` (more than one rank)."""
+    if paddle.distributed.get_world_size() > 1:
+        paddle.distributed.init_parallel_env()
+        return paddle.DataParallel(model)
+    return model
+
+
+def train(config: dict, shards: str, *, valid_shards: str | None = None, save_dir: str | Path = "output",
+          resume: str | Path | None = None, device: str = "cpu", callback: Callback | None = None) -> dict:
+    """Train ``config``'s model on the cache ``shards``; checkpoint every epoch into ``save_dir``.
+
+    Returns ``{"history": [per-step {"epoch", "step", "loss", "lr"}], "metrics": {epoch: ...}}``.
+    With ``resume`` (a checkpoint folder), training continues after that epoch and the history
+    equals the one of an uninterrupted run with the same seed.
+    """
+    callback = callback or (lambda event: None)
+    select_device(device)
+    train_cfg = config["train"]
+    seed_everything(train_cfg["seed"])
+    _set_threads(train_cfg["num_workers"])
+    task = make_task(config)
+    model = _distributed(build_model(config))
+    global_batch = train_cfg["batch_size"] * paddle.distributed.get_world_size()
+    scheduler = build_scheduler(config["lr_scheduler"], config["optimizer"]["learning_rate"], global_batch)
+    optimizer = build_optimizer(config["optimizer"], model, scheduler)
+    start_epoch, step, history, metrics = 0, 0, [], {}
+    if resume:
+        state = load_checkpoint(resume, model=model, optimizer=optimizer, scheduler=scheduler)
+        start_epoch, step, history = state["epoch"] + 1, state["step"], state["history"]
+    writer = _scalar_writer(save_dir)
+    num_records = len(open_cache(shards))
+    for epoch in range(start_epoch, train_cfg["epochs"]):
+        steps = math.ceil(num_records / global_batch)
+        callback({"event": "epoch_start", "epoch": epoch, "steps": steps})
+        loader = task.loader(shards, batch_size=train_cfg["batch_size"], num_workers=train_cfg["num_workers"],
+                             train=True, epoch=epoch)
+        step, losses = _train_epoch(model, task, loader, optimizer, scheduler, config, epoch, step, history,
+                                    callback, writer)
+        if not steps_per_batch(config["lr_scheduler"]):
+            scheduler.step()
+        if valid_shards:
+            metrics[epoch] = evaluate_model(model, task, valid_shards, config)
+            _write_scalars(writer, {f"valid/{k}": v for k, v in metrics[epoch].items()}, step)
+        checkpoint = None
+        if paddle.distributed.get_rank() == 0:
+            checkpoint = save_checkpoint(epoch_dir(save_dir, epoch), model=model, optimizer=optimizer,
+                                         scheduler=scheduler, config=config, epoch=epoch, step=step, history=history)
+        callback({"event": "epoch_end", "epoch": epoch, "loss": float(np.mean(losses)) if losses else None,
+                  "metrics": metrics.get(epoch), "checkpoint": str(checkpoint) if checkpoint else None})
+    if paddle.distributed.get_rank() == 0:
+        dump(config, Path(save_dir) / CONFIG_FILE)
+    return {"history": history, "metrics": metrics}
+
+
+def _train_epoch(model, task, loader, optimizer, scheduler, config, epoch, step, history, callback, writer):
+    model.train()
+    log_every, per_batch = config["train"]["log_every"], steps_per_batch(config["lr_scheduler"])
+    losses, samples, wait, window_start = [], 0, 0.0, time.perf_counter()
+    fetched = time.perf_counter()
+    for batch in loader:
+        wait += time.perf_counter() - fetched
+        loss = task.loss(model(*task.inputs(batch)), batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.clear_grad()
+        lr = optimizer.get_lr()
+        if per_batch:
+            scheduler.step()
+        step += 1
+        value = float(loss)
+        losses.append(value)
+        history.append({"epoch": epoch, "step": step, "loss": value, "lr": lr})
+        samples += int(batch["labels"].shape[0])
+        callback({"event": "batch"})
+        if step % log_every == 0:
+            elapsed = time.perf_counter() - window_start
+            event = {"event": "step", "epoch": epoch, "step": step, "loss": value, "lr": lr,
+                     "samples_per_s": samples / elapsed, "data_wait_s": wait}
+            callback(event)
+            _write_scalars(writer, {"train/loss": value, "train/lr": lr, "train/samples_per_s": event["samples_per_s"],
+                                    "train/data_wait_s": wait}, step)
+            samples, wait, window_start = 0, 0.0, time.perf_counter()
+        fetched = time.perf_counter()
+    return step, losses
+
+
+def evaluate_model(model, task, shards: str, config: dict) -> dict:
+    """Metrics of ``model`` on the cache ``shards`` (the task's evaluator, plus ``loss``)."""
+    model.eval()
+    evaluator = task.evaluator()
+    loader = task.loader(shards, batch_size=config["eval"]["batch_size"], num_workers=config["train"]["num_workers"],
+                         train=False)
+    with paddle.no_grad():
+        for batch in loader:
+            logits = model(*task.inputs(batch))
+            task.update(evaluator, logits, batch, float(task.loss(logits, batch)))
+    return {k: (float(v) if isinstance(v, (int, float, np.floating, np.integer)) else v)
+            for k, v in evaluator.summary().items()}
+
+
+def evaluate(config: dict, shards: str, weights: str | Path, *, device: str = "cpu") -> dict:
+    """Load ``weights`` (checkpoint folder or .pdparams) into ``config``'s model and evaluate it."""
+    select_device(device)
+    _set_threads(config["train"]["num_workers"])
+    model = build_model(config)
+    load_weights(model, weights)
+    return evaluate_model(model, make_task(config), shards, config)
+
+
+def _scorer(config: dict, weights: str | Path) -> Callable[[list], paddle.Tensor]:
+    """A function from model inputs to logits: the exported inference model, or config + weights."""
+    if is_exported(weights):
+        layer = paddle.jit.load(str(Path(weights) / EXPORT_PREFIX))
+    else:
+        layer = build_model(config)
+        load_weights(layer, weights)
+    layer.eval()
+    return lambda inputs: layer(*inputs)
+
+
+def predict(config: dict, shards: str, weights: str | Path, out: str | Path, *, top_k: int = 20,
+            device: str = "cpu") -> int:
+    """Write one JSON line per video to ``out``: ``{"id", "classes", "scores"}`` (top ``top_k``).
+
+    ``weights`` is a checkpoint folder, a .pdparams file, or a folder made by :func:`export`
+    (whose own config.yaml then describes the model). Returns the number of videos.
+    """
+    select_device(device)
+    _set_threads(config["train"]["num_workers"])
+    task, score = make_task(config), _scorer(config, weights)
+    ids = open_cache(shards).column("id")
+    loader = task.loader(shards, batch_size=config["eval"]["batch_size"], num_workers=config["train"]["num_workers"],
+                         train=False)
+    count = 0
+    with open(out, "w", encoding="utf-8") as f, paddle.no_grad():
+        for batch in loader:
+            scores = task.scores(score(task.inputs(batch)))
+            top = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]
+            for row, index in enumerate(batch["index"].numpy().tolist()):
+                line = {"id": ids[index], "classes": top[row].tolist(),
+                        "scores": [round(float(s), 6) for s in scores[row, top[row]]]}
+                f.write(json.dumps(line) + "\n")
+                count += 1
+    return count
+
+
+def export(config: dict, weights: str | Path, out_dir: str | Path) -> Path:
+    """Save ``config``'s model with ``weights`` as a Paddle inference model (``paddle.jit.save``)."""
+    paddle.set_device("cpu")
+    model = build_model(config)
+    load_weights(model, weights)
+    model.eval()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paddle.jit.save(model, str(out_dir / EXPORT_PREFIX), input_spec=make_task(config).input_spec())
+    dump(config, out_dir / CONFIG_FILE)
+    return out_dir
+
+
+def _scalar_writer(save_dir: str | Path):
+    """A VisualDL writer when VisualDL is installed (optional extra), else None."""
+    try:
+        from visualdl import LogWriter
+    except ImportError:
+        return None
+    return LogWriter(logdir=str(Path(save_dir) / "visualdl"))
+
+
+def _write_scalars(writer, values: dict, step: int) -> None:
+    if writer is None:
+        return
+    for tag, value in values.items():
+        if isinstance(value, (int, float)):
+            writer.add_scalar(tag=tag, value=value, step=step)

@@ -1,0 +1,229 @@
+"""YouTube-8M frame-level caches as ``paddle.io`` datasets: dequantized frames, padded or sampled.
+
+One sample is a dict of numpy arrays:
+
+========  ======================  =============================================================
+key       dtype, shape            content
+========  ======================  =============================================================
+``rgb``     float32 ``[T, 1024]``   frame features, dequantized (or raw codes 0..255)
+``audio``   float32 ``[T, 128]``    audio features, likewise
+``mask``    float32 ``[T]``         1 for a real frame, 0 for padding
+``labels``  float32 ``[C]``         multi-hot over ``num_classes`` classes
+``index``   int64 ``[]``            the record's index in the cache: ``cache[index]["id"]``
+========  ======================  =============================================================
+
+``T`` is ``max_frames`` (the first ``max_frames`` frames, zero-padded at the end), or
+``num_samples`` when frames are sampled for Attention Cluster (see :func:`sampled_frames`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Iterator
+
+import numpy as np
+import paddle
+
+from ..formats import Cache, open_cache
+from ..formats.schema import dequantize_youtube8m as dequantize
+
+from .sharding import buffered_shuffle, current_reader, read_spans, reading_plan
+
+log = logging.getLogger(__name__)
+
+FRAME_KIND = "youtube8m-frame"
+RGB_SIZE = 1024
+AUDIO_SIZE = 128
+NUM_CLASSES = 3862
+MAX_FRAMES = 300
+
+_KIND_HINTS = {
+    "youtube8m-video": "a video-level YouTube-8M cache: one mean_rgb / mean_audio per video, no frames",
+    "kinetics": "a Kinetics cache of decoded video frames",
+}
+
+
+def sampled_frames(num_frames: int, num_samples: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Indices int64 ``[num_samples]`` of frames sampled as the seed's Attention Cluster reader did.
+
+    The video is cut into ``num_samples`` equal strides of ``num_frames / num_samples`` frames and
+    one frame is taken per stride: at a uniformly random position with ``rng`` (training), at the
+    centre without (evaluation; the seed drew random positions there too, centres make evaluation
+    repeatable). A video shorter than ``num_samples`` repeats frames, as in the seed. ``num_frames``
+    must be positive.
+    """
+    if rng is None:
+        return (2 * np.arange(num_samples) + 1) * num_frames // (2 * num_samples)
+    positions = (np.arange(num_samples) + rng.random(num_samples)) * (num_frames / num_samples)
+    return np.minimum(positions.astype(np.int64), num_frames - 1)
+
+
+def multi_hot(labels: np.ndarray, num_classes: int, video_id: str) -> np.ndarray:
+    """float32 ``[num_classes]`` with 1 at each of ``labels`` ``[L]``; ValueError naming the video
+    when a label is outside ``0 .. num_classes - 1``."""
+    if len(labels) and not (0 <= labels.min() and labels.max() < num_classes):
+        raise ValueError(
+            f"video {video_id!r}: labels {labels.tolist()} outside 0..{num_classes - 1}; "
+            f"set num_classes to the dataset's class count (3862 for 2018 YouTube-8M, 4716 for 2017)"
+        )
+    out = np.zeros(num_classes, np.float32)
+    out[labels] = 1.0
+    return out
+
+
+def open_frame_cache(path: str | os.PathLike) -> Cache:
+    """The cache at ``path``; ValueError naming the path and its kind if it is not frame-level."""
+    cache = open_cache(path)
+    if cache.kind != FRAME_KIND:
+        what = _KIND_HINTS.get(cache.kind, f"a {cache.kind!r} cache")
+        raise ValueError(
+            f"{path}: kind {cache.kind!r} ({what}); frame-level models need a {FRAME_KIND!r} cache, "
+            f"converted from frame-level tfrecords with `vtk convert youtube8m --level frame`"
+        )
+    return cache
+
+
+def _codes(record: dict, key: str, width: int, frames: int) -> np.ndarray:
+    """uint8 ``[frames, width]``: the first ``frames`` frames of the record's ``key`` blob."""
+    blob = record[key]
+    if len(blob) != record["num_frames"] * width:
+        raise ValueError(
+            f"video {record['id']!r}: {key} holds {len(blob)} bytes, not num_frames {record['num_frames']} x {width}"
+        )
+    return np.frombuffer(blob, np.uint8, count=frames * width).reshape(frames, width)
+
+
+class YouTube8MFrames(paddle.io.IterableDataset):
+    """Samples of a frame-level YouTube-8M cache (keys and shapes in the module docstring).
+
+    Each DataLoader worker of each ``paddle.distributed`` rank reads its own share of the shards
+    (:mod:`videotk.trainers.sharding`); together they read every record once per epoch.
+
+    - ``train=False``: records in cache order, centre frames when sampling.
+    - ``train=True``: shard order shuffled per epoch, then a shuffle buffer of ``shuffle_buffer``
+      records (quantized, about 0.3 MB each for 300-frame videos) per worker, random frames when
+      sampling. Deterministic for ``(seed, epoch)`` and the number of ranks and workers; call
+      :meth:`set_epoch` before each epoch (DataLoader workers take a fresh copy of the dataset
+      each epoch unless ``persistent_workers``).
+    - ``num_samples``: Attention Cluster's input, ``num_samples`` frames sampled from the first
+      ``max_frames`` (:func:`sampled_frames`). The mask is all ones, also for a video shorter than
+      ``num_samples``, whose frames then repeat as in the seed; it is all zeros for a video
+      without frames.
+    - ``dequantize=False``: the raw codes 0..255 as float32, as the seed fed NeXtVLAD.
+    - ``rank``, ``world_size``: default to ``paddle.distributed`` at iteration time. ``even``
+      (default: ``train`` with more than one rank) gives every reader the same number of records,
+      leaving out at most ``readers - 1`` per epoch, so ranks run the same number of batches.
+    """
+
+    def __init__(
+        self,
+        cache_path: str | os.PathLike,
+        *,
+        num_classes: int = NUM_CLASSES,
+        max_frames: int = MAX_FRAMES,
+        num_samples: int | None = None,
+        dequantize: bool = True,
+        train: bool = False,
+        shuffle_buffer: int = 1024,
+        seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+        even: bool | None = None,
+    ):
+        sizes = {"num_classes": num_classes, "max_frames": max_frames, "num_samples": num_samples}
+        for name, value in sizes.items():
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+        self.cache = open_frame_cache(cache_path)
+        self.num_classes = num_classes
+        self.max_frames = max_frames
+        self.num_samples = num_samples
+        self.dequantize = dequantize
+        self.train = train
+        self.shuffle_buffer = shuffle_buffer
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.even = even
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Read epoch ``epoch``'s order (shard permutation, shuffle buffer, sampled frames) next."""
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[dict]:
+        reader = current_reader(self.rank, self.world_size)
+        even = (self.train and reader.world_size > 1) if self.even is None else self.even
+        spans = reading_plan(
+            [entry["rows"] for entry in self.cache.shards],
+            reader,
+            seed=self.seed,
+            epoch=self.epoch,
+            shuffle=self.train,
+            even=even,
+        )
+        log.debug("reader %d of %d, epoch %d: %d records in %d spans",
+                  reader.index, reader.count, self.epoch, sum(map(len, spans)), len(spans))
+        rng = np.random.default_rng([self.seed, self.epoch, reader.index])
+        records = read_spans(self.cache, spans)
+        if self.train:
+            records = buffered_shuffle(records, self.shuffle_buffer, rng)
+        for index, record in records:
+            yield self.sample(index, record, rng if self.train else None)
+
+    def sample(self, index: int, record: dict, rng: np.random.Generator | None = None) -> dict:
+        """The sample of one cache record (a dict of the frame-level columns) at ``index``;
+        ``rng`` draws the sampled frames (their centres without it)."""
+        frames = min(record["num_frames"], self.max_frames)
+        rgb = _codes(record, "rgb", RGB_SIZE, frames)
+        audio = _codes(record, "audio", AUDIO_SIZE, frames)
+        length = self.max_frames
+        if self.num_samples is not None:
+            length = self.num_samples
+            if frames:
+                rows = sampled_frames(frames, self.num_samples, rng)
+                rgb, audio = rgb[rows], audio[rows]
+        mask = np.zeros(length, np.float32)
+        mask[: len(rgb)] = 1.0
+        return {
+            "rgb": self._features(rgb, length),
+            "audio": self._features(audio, length),
+            "mask": mask,
+            "labels": multi_hot(record["labels"], self.num_classes, record["id"]),
+            "index": np.array(index, np.int64),
+        }
+
+    def _features(self, codes: np.ndarray, length: int) -> np.ndarray:
+        """float32 ``[length, D]``: uint8 ``codes`` ``[n, D]`` as features, zero rows after them."""
+        out = np.zeros((length, codes.shape[1]), np.float32)
+        if self.dequantize:
+            dequantize(codes, out[: len(codes)])
+        else:
+            out[: len(codes)] = codes
+        return out
+
+    def __repr__(self) -> str:
+        return (f"YouTube8MFrames({str(self.cache.path)!r}, records={len(self.cache)}, train={self.train}, "
+                f"max_frames={self.max_frames}, num_samples={self.num_samples}, epoch={self.epoch})")
+
+
+def youtube8m_loader(
+    cache_path: str | os.PathLike,
+    *,
+    batch_size: int,
+    num_workers: int = 0,
+    train: bool = False,
+    drop_last: bool = False,
+    **dataset_kwargs,
+) -> paddle.io.DataLoader:
+    """A DataLoader of :class:`YouTube8MFrames` batches: dicts of paddle tensors ``rgb``
+    ``[N, T, 1024]``, ``audio`` ``[N, T, 128]``, ``mask`` ``[N, T]``, ``labels`` ``[N, C]``,
+    ``index`` ``[N]`` (int64).
+
+    Each worker (a separate process) batches its own share, so up to ``num_workers`` batches per
+    epoch are short; ``drop_last`` drops each worker's short one. Call
+    ``loader.dataset.set_epoch(epoch)`` before each epoch.
+    """
+    dataset = YouTube8MFrames(cache_path, train=train, **dataset_kwargs)
+    return paddle.io.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, drop_last=drop_last)
