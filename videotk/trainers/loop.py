@@ -77,10 +77,10 @@ def build_model(config: dict) -> paddle.nn.Layer:
 def _set_threads(num_workers: int) -> None:
     """Paddle on CPU runs one thread by default; give it the cores the data workers leave."""
     paddle.base.core.set_num_threads(max(1, (os.cpu_count() or 1) - num_workers))
-    _keep_large_buffers()
+    keep_large_buffers()
 
 
-def _keep_large_buffers() -> None:
+def keep_large_buffers() -> None:
     """Let glibc reuse freed batch-sized buffers instead of mapping fresh pages for each one.
 
     A batch of 32 videos x 300 frames is about 44 MB, above glibc's largest automatic mmap
