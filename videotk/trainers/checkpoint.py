@@ -1,13 +1,14 @@
 """Checkpoints: one folder per epoch with everything a resumed run needs to continue identically.
 
 ``SAVE_DIR/epoch_003/``: ``model.pdparams``, ``optimizer.pdopt``, ``trainer.pdstate`` (epoch, global
-step, LR schedule, the loss history, and the Python, NumPy and Paddle random states) and the
-resolved ``config.yaml``. An exported inference model is a folder with ``model.json`` (or
+step, LR schedule, the loss history, and the Python, NumPy and Paddle random states), the
+resolved ``config.yaml`` and, when the training cache names its classes, ``classes.json``. An exported inference model is a folder with ``model.json`` (or
 ``model.pdmodel``), ``model.pdiparams`` and ``config.yaml``.
 """
 
 from __future__ import annotations
 
+import json
 import pickle
 import random
 from pathlib import Path
@@ -21,6 +22,7 @@ MODEL_FILE = "model.pdparams"
 OPTIMIZER_FILE = "optimizer.pdopt"
 STATE_FILE = "trainer.pdstate"
 CONFIG_FILE = "config.yaml"
+CLASSES_FILE = "classes.json"
 EXPORT_PREFIX = "model"
 
 
@@ -33,9 +35,14 @@ def epoch_dir(save_dir: str | Path, epoch: int) -> Path:
 
 
 def save_checkpoint(path: Path, *, model, optimizer, scheduler, config: dict, epoch: int, step: int,
-                    history: list[dict]) -> Path:
-    """Write the checkpoint of a finished ``epoch`` (0-based) into ``path``, the state file last."""
+                    history: list[dict], classes: list[str] | None = None) -> Path:
+    """Write the checkpoint of a finished ``epoch`` (0-based) into ``path``, the state file last.
+
+    ``classes``: the training cache's class names, kept as ``classes.json`` for prediction.
+    """
     path.mkdir(parents=True, exist_ok=True)
+    if classes:
+        (path / CLASSES_FILE).write_text(json.dumps(classes, ensure_ascii=False))
     paddle.save(model.state_dict(), str(path / MODEL_FILE))
     paddle.save(_renamed(optimizer.state_dict(), _parameter_names(model)), str(path / OPTIMIZER_FILE))
     dump(config, path / CONFIG_FILE)
@@ -81,6 +88,20 @@ def load_checkpoint(path: str | Path, *, model, optimizer, scheduler) -> dict:
     np.random.set_state(state["rng"]["numpy"])
     paddle.set_rng_state(state["rng"]["paddle"])
     return state
+
+
+def read_classes(path: str | Path) -> list[str] | None:
+    """The class names saved with a checkpoint or exported model, if any."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    file = folder / CLASSES_FILE
+    return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else None
+
+
+def copy_classes(weights: str | Path, out_dir: Path) -> None:
+    classes = read_classes(weights)
+    if classes:
+        (out_dir / CLASSES_FILE).write_text(json.dumps(classes, ensure_ascii=False))
 
 
 def is_exported(path: str | Path) -> bool:

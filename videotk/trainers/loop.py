@@ -27,6 +27,7 @@ from ..models import create_model
 from .checkpoint import (
     CONFIG_FILE,
     EXPORT_PREFIX,
+    copy_classes,
     epoch_dir,
     is_exported,
     load_checkpoint,
@@ -128,7 +129,8 @@ def train(config: dict, shards: str, *, valid_shards: str | None = None, save_di
         state = load_checkpoint(resume, model=model, optimizer=optimizer, scheduler=scheduler)
         start_epoch, step, history = state["epoch"] + 1, state["step"], state["history"]
     writer = _scalar_writer(save_dir)
-    num_records = len(open_cache(shards))
+    cache = open_cache(shards)
+    num_records = len(cache)
     for epoch in range(start_epoch, train_cfg["epochs"]):
         steps = math.ceil(num_records / global_batch)
         callback({"event": "epoch_start", "epoch": epoch, "steps": steps})
@@ -144,7 +146,8 @@ def train(config: dict, shards: str, *, valid_shards: str | None = None, save_di
         checkpoint = None
         if paddle.distributed.get_rank() == 0:
             checkpoint = save_checkpoint(epoch_dir(save_dir, epoch), model=model, optimizer=optimizer,
-                                         scheduler=scheduler, config=config, epoch=epoch, step=step, history=history)
+                                         scheduler=scheduler, config=config, epoch=epoch, step=step, history=history,
+                                         classes=cache.classes)
         callback({"event": "epoch_end", "epoch": epoch, "loss": float(np.mean(losses)) if losses else None,
                   "metrics": metrics.get(epoch), "checkpoint": str(checkpoint) if checkpoint else None})
     if paddle.distributed.get_rank() == 0:
@@ -254,6 +257,7 @@ def export(config: dict, weights: str | Path, out_dir: str | Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     paddle.jit.save(model, str(out_dir / EXPORT_PREFIX), input_spec=make_task(config).input_spec())
     dump(config, out_dir / CONFIG_FILE)
+    copy_classes(weights, out_dir)
     return out_dir
 
 
