@@ -38,6 +38,18 @@ def yt8m_tiny_inputs():
     return tensors(*yt8m_batch())
 
 
+def kinetics_frames(segments=3, channels=3, n=2, size=32, seed=0):
+    """Normalised-looking frames ``[n, segments, channels, size, size]`` for the 2D Kinetics models."""
+    rng = np.random.default_rng(seed)
+    return (paddle.to_tensor(rng.standard_normal((n, segments, channels, size, size)).astype("float32")),)
+
+
+def kinetics_clip(frames=4, n=2, size=32, seed=0):
+    """A clip ``[n, 3, frames, size, size]`` for the 3D Kinetics models."""
+    rng = np.random.default_rng(seed)
+    return (paddle.to_tensor(rng.standard_normal((n, 3, frames, size, size)).astype("float32")),)
+
+
 TINY: dict[str, Tiny] = {
     "attention_cluster": Tiny(
         dict(num_classes=5, rgb_dim=12, audio_dim=6, cluster_nums=(3, 2), fc1_size=8, fc2_size=10),
@@ -49,6 +61,11 @@ TINY: dict[str, Tiny] = {
         dict(num_classes=5, rgb_dim=12, audio_dim=6, cluster_size=4, hidden_size=16, groups=2, expansion=2,
              gating_reduction=4),
         yt8m_tiny_inputs, (3, 5)),
+    "tsn": Tiny(dict(num_classes=5, depth=18, base_width=8, seg_num=3), lambda: kinetics_frames(3), (2, 5)),
+    "tsm": Tiny(dict(num_classes=5, depth=18, base_width=8, seg_num=4), lambda: kinetics_frames(4), (2, 5)),
+    "stnet": Tiny(dict(num_classes=5, depth=18, base_width=8, seg_num=3, seglen=2),
+                  lambda: kinetics_frames(3, channels=6), (2, 5)),
+    "non_local": Tiny(dict(num_classes=5, depth=18, base_width=8, arch="i3d"), lambda: kinetics_clip(4), (2, 5)),
 }
 
 YT8M_MODELS = ["attention_cluster", "attention_lstm", "nextvlad"]
