@@ -124,3 +124,15 @@ def test_csv_without_required_columns_is_a_usage_error(tmp_path, kinetics_src):
     (tmp_path / "bad.csv").write_text("name,start\nx,1\n")
     result = decode("--src", kinetics_src, "--annotations", tmp_path / "bad.csv", "--out", tmp_path / "c")
     assert result.exit_code == 2 and "youtube_id" in result.output
+
+
+def test_split_selects_csv_rows_and_keeps_the_class_list(tmp_path, kinetics_src):
+    rows = csv_rows(kinetics_src)
+    result = decode("--src", kinetics_src, "--annotations", kinetics_src / "kinetics.csv", "--split", "val",
+                    "--out", tmp_path / "val", "--workers", 1)
+    assert result.exit_code == 0, result.output
+    cache = open_cache(tmp_path / "val")
+    val = {clip_id(r) for r in rows if r["split"] == "val"}
+    assert {r["id"] for r in cache} | {e["item"] for e in read_errors(tmp_path / "val")} == val
+    assert cache.classes == sorted({r["label"] for r in rows})
+    assert not [e for e in read_errors(tmp_path / "val") if e["status"] == "skipped"]

@@ -61,6 +61,8 @@ def decode():
               help="Folder of clips, <label>/<youtube_id>_<start:06d>_<end:06d>.mp4.")
 @click.option("--annotations", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Kinetics CSV (label,youtube_id,time_start,time_end,split). Without it, labels come from class folders.")
+@click.option("--split", default=None, metavar="NAME",
+              help="Only the CSV rows whose split column is NAME (train, val, test); classes stay those of the whole CSV.")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=25.0, show_default=True,
               help="Resample every clip to this frame rate.")
 @click.option("--short-side", type=click.IntRange(min=0), default=256, show_default=True,
@@ -72,7 +74,7 @@ def decode():
 @click.option("--videos-per-shard", type=click.IntRange(min=1), default=64, show_default=True,
               help="Clips per shard (and per task).")
 @etl_options
-def decode_kinetics(src, annotations, fps, short_side, codec, quality, videos_per_shard,
+def decode_kinetics(src, annotations, split, fps, short_side, codec, quality, videos_per_shard,
                     out, fmt, workers, scheduler, overwrite, quiet):
     """Kinetics clips to a cache of frames, decoded and resized once by ffmpeg.
 
@@ -83,7 +85,7 @@ def decode_kinetics(src, annotations, fps, short_side, codec, quality, videos_pe
     """
     from ..pipelines.kinetics import decode_kinetics as job
 
-    _run_job(job, "clips", quiet, src=src, out=out, annotations=annotations, fps=fps, short_side=short_side,
+    _run_job(job, "clips", quiet, src=src, out=out, annotations=annotations, split=split, fps=fps, short_side=short_side,
              codec=codec, quality=quality, videos_per_shard=videos_per_shard, fmt=fmt,
              workers=workers, scheduler=scheduler, overwrite=overwrite)
 
@@ -121,7 +123,9 @@ def synth_youtube8m(out, level, files, videos_per_file, num_classes, min_frames,
 @synth.command("kinetics")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the clips and kinetics.csv.")
 @click.option("--classes", "num_classes", type=click.IntRange(min=2), default=4, show_default=True,
-              help="Classes come in pairs that differ only by motion direction.")
+              help="Each class is a shape of its own colour moving its own way.")
+@click.option("--motion-pairs", is_flag=True,
+              help="Instead, classes in pairs that look alike and differ only by the direction of motion.")
 @click.option("--clips-per-class", type=click.IntRange(min=1), default=6, show_default=True)
 @click.option("--duration", type=click.FloatRange(min=0.2), default=2.0, show_default=True, help="Seconds per clip.")
 @click.option("--fps", type=click.IntRange(min=1), default=25, show_default=True)
@@ -131,7 +135,7 @@ def synth_youtube8m(out, level, files, videos_per_file, num_classes, min_frames,
 @click.option("--bad", is_flag=True,
               help="Also write broken clips (empty, not a video, audio only, truncated), listed in the CSV.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def synth_kinetics(out, num_classes, clips_per_class, duration, fps, size, missing, bad, seed):
+def synth_kinetics(out, num_classes, motion_pairs, clips_per_class, duration, fps, size, missing, bad, seed):
     """H.264 clips made with ffmpeg in the Kinetics layout, plus kinetics.csv."""
     from ..pipelines.synth_kinetics import synth_kinetics as make
 
@@ -141,7 +145,7 @@ def synth_kinetics(out, num_classes, clips_per_class, duration, fps, size, missi
         raise click.BadParameter(f"--size {size!r}: expected WxH, e.g. 320x240") from None
     try:
         csv_path = make(out, num_classes=num_classes, clips_per_class=clips_per_class, duration=duration, fps=fps,
-                        width=width, height=height, missing=missing, bad=bad, seed=seed)
+                        width=width, height=height, missing=missing, bad=bad, motion_pairs=motion_pairs, seed=seed)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     extra = " (+ broken clips, listed in the CSV)" if bad else ""

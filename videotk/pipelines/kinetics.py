@@ -61,7 +61,8 @@ def read_annotations(csv_path: Path) -> tuple[list[dict], list[dict]]:
                 raise AnnotationError(f"{csv_path}: missing column(s) {absent}; expected label,youtube_id,time_start,time_end,split")
             for line, row in enumerate(reader, start=2):
                 try:
-                    rows.append({"id": _clip_id(row), "label_name": (row.get("label") or "").strip()})
+                    rows.append({"id": _clip_id(row), "label_name": (row.get("label") or "").strip(),
+                                 "split": (row.get("split") or "").strip()})
                 except ValueError as exc:
                     errors.append(error_entry(csv_path.name, line, f"bad row: {exc}"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -87,14 +88,18 @@ def _whole_seconds(text: str, key: str) -> int:
     return int(value)
 
 
-def clips_from_csv(src: Path, csv_path: Path) -> tuple[list[Clip], list[str], list[dict]]:
-    """Clips listed in the CSV and found under ``src`` (by file name, anywhere below it).
+def clips_from_csv(src: Path, csv_path: Path, split: str | None = None) -> tuple[list[Clip], list[str], list[dict]]:
+    """Clips listed in the CSV (only the rows of ``split``, when given) and found under ``src`` (by
+    file name, anywhere below it).
 
-    Listed clips with no file are ``missing``; files the CSV does not list are ``skipped``; both go
-    to errors.jsonl. Classes are the sorted label names of the CSV.
+    Listed clips with no file are ``missing``; files the CSV does not list at all are ``skipped``;
+    both go to errors.jsonl. Classes are the sorted label names of the whole CSV, so every split
+    gets the same class indices.
     """
     rows, errors = read_annotations(csv_path)
     classes = sorted({r["label_name"] for r in rows if r["label_name"]})
+    other_split = {r["id"] for r in rows if split and r["split"] != split}
+    rows = [r for r in rows if r["id"] not in other_split]
     index = {name: i for i, name in enumerate(classes)}
     by_stem: dict[str, list[Path]] = {}
     for path in find_videos(src):
@@ -108,9 +113,9 @@ def clips_from_csv(src: Path, csv_path: Path) -> tuple[list[Clip], list[str], li
         path = next((p for p in paths if p.parent.name == row["label_name"]), paths[0])
         listed.add(path)
         clips.append(Clip(row["id"], path.relative_to(src).as_posix(), index.get(row["label_name"], -1), row["label_name"]))
-    for paths in by_stem.values():
+    for stem, paths in by_stem.items():
         errors.extend(error_entry(p.relative_to(src).as_posix(), None, f"not listed in {csv_path.name}", "skipped")
-                      for p in paths if p not in listed)
+                      for p in paths if p not in listed and stem not in other_split)
     return clips, classes, errors
 
 
@@ -119,6 +124,7 @@ def decode_kinetics(
     out: str | os.PathLike,
     *,
     annotations: str | os.PathLike | None = None,
+    split: str | None = None,
     fps: float = 25.0,
     short_side: int = 256,
     codec: str = "jpeg",
@@ -135,7 +141,9 @@ def decode_kinetics(
     if not src.is_dir():
         raise FileNotFoundError(f"--src {src}: not a folder")
     if annotations:
-        clips, classes, listing_errors = clips_from_csv(src, Path(annotations))
+        clips, classes, listing_errors = clips_from_csv(src, Path(annotations), split)
+    elif split:
+        raise ValueError("--split selects rows of the --annotations CSV; give the CSV too")
     else:
         clips, classes, listing_errors = clips_from_folders(src)
     spec = JobSpec(
@@ -143,6 +151,7 @@ def decode_kinetics(
         fmt=fmt,
         columns=kinetics_columns(codec),
         options={"src": str(src), "annotations": str(Path(annotations).resolve()) if annotations else None,
+                 "split": split,
                  "fps": fps, "short_side": short_side, "codec": codec, "quality": quality,
                  "videos_per_shard": videos_per_shard},
         classes=classes,
