@@ -69,8 +69,54 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     assert [data for _, data in contents["a"]] != [data for _, data in contents["c"]]
 
 
+def test_every_class_has_its_own_appearance_by_default():
+    classes = motion_classes(32)
+    assert len({(motion.colour, motion.shape) for motion in classes}) == 32
+    assert all(a.colour != b.colour for a, b in zip(classes, classes[1:]))
+    assert {(motion.axis, motion.sign) for motion in classes[:4]} == {(0, -1), (0, 1), (1, -1), (1, 1)}
+    assert [motion.label for motion in motion_classes(3)] == [
+        "red square moving left", "green disc moving right", "blue triangle moving up",
+    ]
+    with pytest.raises(ValueError, match=r"in \[1, 32\], got 33"):
+        motion_classes(33)
+
+
+def test_motion_pairs_share_appearance_and_move_oppositely():
+    classes = motion_classes(6, motion_pairs=True)
+    for first, second in zip(classes[::2], classes[1::2]):
+        assert (first.colour, first.shape, first.axis) == (second.colour, second.shape, second.axis)
+        assert first.sign == -second.sign
+    assert len({(motion.colour, motion.shape) for motion in classes}) == 3
+    with pytest.raises(ValueError, match="even"):
+        motion_classes(3, motion_pairs=True)
+
+
+def _object_colour(frames):
+    """Mean RGB of the strongly coloured (object) pixels of a clip ``[T, H, W, 3]``."""
+    chroma = frames.max(axis=3).astype(int) - frames.min(axis=3)
+    return frames[chroma > 80].mean(axis=0)
+
+
+def test_one_averaged_frame_tells_the_class_by_default():
+    """Nearest-centroid on clip-averaged object colour: what a frame-averaging model can learn."""
+    options = {"num_frames": 4, "fps": 25, "width": 64, "height": 48}
+    classes = motion_classes(4)
+    features = np.array([[_object_colour(render_clip(motion, np.random.default_rng([c, i]), **options))
+                          for i in range(4)] for c, motion in enumerate(classes)])
+    centroids = features.mean(axis=1)
+    nearest = np.linalg.norm(features[:, :, None] - centroids[None, None], axis=-1).argmin(axis=-1)
+    assert (nearest == np.arange(4)[:, None]).all()
+
+
+def test_motion_pairs_in_the_dataset(tmp_path):
+    synth_kinetics(tmp_path, num_classes=2, clips_per_class=1, duration=0.2, width=32, height=24, motion_pairs=True)
+    assert sorted(path.name for path in tmp_path.iterdir() if path.is_dir()) == [
+        "red square moving left", "red square moving right",
+    ]
+
+
 def test_paired_classes_share_appearance_and_differ_in_motion():
-    left, right = motion_classes(2)
+    left, right = motion_classes(2, motion_pairs=True)
     options = {"num_frames": 3, "fps": 25, "width": 96, "height": 64}
     a = render_clip(left, np.random.default_rng(5), **options)
     b = render_clip(right, np.random.default_rng(5), **options)

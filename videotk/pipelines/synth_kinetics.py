@@ -1,10 +1,14 @@
 """Synthetic Kinetics: small H.264 clips in the Kinetics layout, made with numpy and ffmpeg.
 
-Each class is a textured shape moving across a textured, noisy background. Classes come in
-pairs that share the shape, colour and texture and differ only in the direction of motion
-(left/right or up/down). The object wraps around the frame edge along its axis of motion and
-starts at a uniformly random position, so every single frame has the same distribution for
-both classes of a pair: only motion separates them. Different pairs differ in colour and shape.
+Each class is a textured shape moving across a textured, noisy background; the object wraps
+around the frame edge along its axis of motion and starts at a uniformly random position.
+
+- By default every class has its own colour and shape (and one of four directions), so a
+  single frame tells the class and any model, also one that averages frames, can learn it.
+- With ``motion_pairs``, classes come in pairs that share the shape, colour and texture and
+  differ only in the direction of motion (left/right or up/down): every single frame has the
+  same distribution for both classes of a pair, so only motion separates them, and a model
+  that averages frames tops out at 50 %. Different pairs differ in colour and shape.
 """
 from __future__ import annotations
 
@@ -57,18 +61,33 @@ class MotionClass:
         return f"{self.colour} {self.shape} moving {_AXIS_DIRECTIONS[self.axis][self.sign > 0]}"
 
 
-def motion_classes(num_classes: int) -> list[MotionClass]:
-    """``num_classes`` classes in pairs of opposite motion; pair ``p`` has its own colour and shape."""
-    max_classes = 2 * len(_COLOURS) * len(_SHAPES)
-    if num_classes % 2 or not 2 <= num_classes <= max_classes:
-        raise ValueError(f"num_classes must be even and in [2, {max_classes}], got {num_classes}")
+def motion_classes(num_classes: int, *, motion_pairs: bool = False) -> list[MotionClass]:
+    """``num_classes`` classes, each of its own appearance, or with ``motion_pairs`` in pairs of
+    opposite motion where pair ``p`` has its own colour and shape (see the module docstring).
+
+    Appearance ``a`` is ``(colour a % 8, shape (a + a // 8) % 4)``: 32 distinct ones, and
+    neighbours differ in colour. Class ``i`` has appearance ``i``, moves along x when
+    ``(i // 2) % 2 == 0`` (else along y), towards smaller coordinates when ``i`` is even. With
+    motion pairs, pair ``p`` has appearance ``p`` and moves along x when ``p`` is even; its first
+    class moves towards smaller coordinates, the second the other way.
+    """
+    appearances = len(_COLOURS) * len(_SHAPES)
+    if motion_pairs:
+        if num_classes % 2 or not 2 <= num_classes <= 2 * appearances:
+            raise ValueError(
+                f"num_classes must be even and in [2, {2 * appearances}] with motion pairs, got {num_classes}"
+            )
+        pairs = range(num_classes // 2)
+        return [MotionClass(*_appearance(pair), pair % 2, sign) for pair in pairs for sign in (-1, 1)]
+    if not 1 <= num_classes <= appearances:
+        raise ValueError(f"num_classes must be in [1, {appearances}], got {num_classes}")
+    return [MotionClass(*_appearance(i), (i // 2) % 2, 1 if i % 2 else -1) for i in range(num_classes)]
+
+
+def _appearance(index: int) -> tuple[str, str]:
+    """``(colour, shape)`` number ``index`` of the 32 distinct ones."""
     colours = list(_COLOURS)
-    classes = []
-    for pair in range(num_classes // 2):
-        colour = colours[pair % len(colours)]
-        shape = _SHAPES[(pair + pair // len(colours)) % len(_SHAPES)]
-        classes += [MotionClass(colour, shape, pair % 2, sign) for sign in (-1, 1)]
-    return classes
+    return colours[index % len(colours)], _SHAPES[(index + index // len(colours)) % len(_SHAPES)]
 
 
 def render_clip(
@@ -190,6 +209,7 @@ def synth_kinetics(
     height: int = 240,
     missing: int = 0,
     bad: bool = False,
+    motion_pairs: bool = False,
     seed: int = 0,
 ) -> Path:
     """Write a synthetic Kinetics dataset into ``out_dir`` and return the CSV's path.
@@ -199,13 +219,14 @@ def synth_kinetics(
     ``label,youtube_id,time_start,time_end,split``, one row per clip with the last quarter of
     each class (rounded, at least one when a class has two clips) in ``val``, plus ``missing``
     rows whose clips are not written, as in the real dataset. ``bad`` adds the broken clips of
-    :func:`write_bad_clips` to the first class, listed in the CSV like the others. The same
-    ``seed`` gives the same files byte for byte.
+    :func:`write_bad_clips` to the first class, listed in the CSV like the others.
+    ``motion_pairs`` makes classes that differ only by the direction of motion
+    (:func:`motion_classes`). The same ``seed`` gives the same files byte for byte.
     """
     if width % 2 or height % 2:
         raise ValueError(f"width and height must be even for yuv420p, got {width}x{height}")
     out = Path(out_dir)
-    classes = motion_classes(num_classes)
+    classes = motion_classes(num_classes, motion_pairs=motion_pairs)
     rows = _csv_rows(classes, clips_per_class, missing, np.random.default_rng([seed, 0]))
     by_label = {motion.label: motion for motion in classes}
     for motion in classes:

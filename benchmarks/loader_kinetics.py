@@ -1,0 +1,289 @@
+"""Kinetics training input: videotk's clip loader against the legacy pickle-per-clip reader.
+
+    python benchmarks/loader_kinetics.py [--clips 96] [--duration 10] [--repeat 5] [--workdir DIR]
+
+Synthetic 340x256 H.264 clips (``--duration`` s at 25 fps) are decoded once by ``vtk decode
+kinetics`` into a Parquet cache of JPEG frames (short side 256, ``-q:v 3``), and the same JPEGs
+are written in the legacy layout: one pickle per clip holding ``(id, label, [JPEG bytes of every
+frame])``, with the highest pickle protocol (bytes stored as such: Python 3's protocol-2 pickles
+of bytes load several times slower, which would flatter videotk). Both then make training
+samples, in one process (the work of one DataLoader worker, OpenCV on one thread), page cache
+warm, best of ``--repeat`` rounds that run every method once:
+
+- TSN 8x1: 8 segments of 1 frame at random offsets, 224 random crop, random flip, ImageNet
+  normalisation, ``[8, 3, 224, 224]`` float32.
+- Non-local 8x8: 8 frames 8 apart from a random window, short side scaled to a random size in
+  256..320, 224 random crop, random flip, normalisation, ``[3, 8, 224, 224]`` float32.
+
+Methods:
+
+- legacy: ``pickle.load`` of the clip's file, then what the 2019 readers did per sample: Pillow
+  decodes each sampled JPEG (``Image.open(...).convert("RGB")``); TSN crops and flips the Pillow
+  images and builds the float32 array frame by frame (``np.concatenate`` per frame), then
+  subtracts the mean and divides by the std in place; Non-local resizes each frame with
+  ``cv2.resize`` into a new array, transposes to ``[3, T, H, W]``, crops into a zeroed array,
+  flips, converts to float32 and normalises. (The 2019 Non-local reader decoded every frame of
+  the mp4 to use 8; on pickled JPEGs only the 8 sampled ones are decoded here, as the 2019 TSN
+  reader did, which makes this baseline much faster than the original.)
+- legacy pickles, videotk transforms: the same pickles, then videotk's own decoding, sampling and
+  transforms (``ClipSampler.train_clip``): what the storage alone changes.
+- videotk: ``KineticsClips`` over the cache (shard order and a 16-record shuffle buffer as in
+  training), iterated directly, and through ``paddle.io.DataLoader`` (batch 8) with 2 worker
+  processes (total samples/s of both).
+- DataLoader of ready samples: the same DataLoader over a dataset that only copies one finished
+  sample: what Paddle's batching and passing of float32 batches between processes costs alone.
+
+First it prints the time per frame of the JPEG decoders (OpenCV, Pillow, and simplejpeg when
+installed) and of OpenCV's and Pillow's bilinear resize; then samples/s of each method and the
+ratios videotk / legacy (target: >= 1.5x per worker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import pickle
+import platform
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import paddle
+from PIL import Image
+
+from videotk.formats import open_cache
+from videotk.pipelines.ffmpeg import jpeg_size
+from videotk.pipelines.kinetics import decode_kinetics
+from videotk.pipelines.synth_kinetics import synth_kinetics
+from videotk.trainers.kinetics_data import ClipSampler, KineticsClips, kinetics_loader
+
+CROP = 224
+SHORT_SIDE = 256
+JITTER = (256, 320)
+BATCH = 8
+SETTINGS = {
+    "TSN 8x1": {"mode": "tsn", "seg_num": 8, "seglen": 1},
+    "Non-local 8x8": {"mode": "dense", "num_frames_out": 8, "sample_rate": 8, "scale_jitter": JITTER},
+}
+MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+def make_cache(work: Path, clips: int, duration: float) -> Path:
+    """``clips`` synthetic clips (8 distinct ones, copied under new names) decoded into a Parquet
+    cache of JPEG frames at short side 256."""
+    src = work / "src"
+    synth_kinetics(src, num_classes=4, clips_per_class=2, duration=duration, width=340, height=256, seed=0)
+    distinct = sorted(src.rglob("*.mp4"))
+    for index in range(len(distinct), clips):
+        source = distinct[index % len(distinct)]
+        shutil.copy(source, source.parent / f"copy{index:05d}_{source.name}")
+    decode_kinetics(src, work / "cache", short_side=SHORT_SIDE, workers=2, overwrite=True)
+    return work / "cache"
+
+
+def write_legacy_pickles(cache_path: Path, out: Path) -> list[Path]:
+    """One pickle per clip: ``(id, label, [JPEG bytes per frame])``, as the 2019 readers took."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for record in open_cache(cache_path):
+        paths.append(out / f"{record['id']}.pkl")
+        with open(paths[-1], "wb") as f:
+            pickle.dump((record["id"], record["label"], record["frames"]), f, protocol=pickle.HIGHEST_PROTOCOL)
+    return paths
+
+
+def legacy_load(path: Path) -> tuple[str, int, list[bytes]]:
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
+def legacy_image(jpeg: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(jpeg)).convert("RGB")
+
+
+def legacy_tsn(path: Path, seg_num: int = 8) -> np.ndarray:
+    """``[seg_num, 3, 224, 224]``: the 2019 TSN reader's training sample of one pickled clip."""
+    _, _, frames = legacy_load(path)
+    duration = len(frames) // seg_num
+    starts = [i * duration + random.randint(0, duration - 1) for i in range(seg_num)]
+    images = [legacy_image(frames[start % len(frames)]) for start in starts]
+    width, height = images[0].size
+    left, top = random.randint(0, width - CROP), random.randint(0, height - CROP)
+    images = [image.crop((left, top, left + CROP, top + CROP)) for image in images]
+    if random.random() < 0.5:
+        images = [image.transpose(Image.FLIP_LEFT_RIGHT) for image in images]
+    array = np.array(images[0]).astype("float32").transpose((2, 0, 1)).reshape(1, 3, CROP, CROP) / 255
+    for image in images[1:]:
+        frame = np.array(image).astype("float32").transpose((2, 0, 1)).reshape(1, 3, CROP, CROP) / 255
+        array = np.concatenate((array, frame))
+    array -= MEAN.reshape(3, 1, 1)
+    array /= STD.reshape(3, 1, 1)
+    return array.reshape(seg_num, 3, CROP, CROP)
+
+
+def legacy_nonlocal(path: Path, length: int = 8, rate: int = 8) -> np.ndarray:
+    """``[3, 8, 224, 224]``: the 2019 Non-local reader's training sample of one pickled clip."""
+    _, _, frames = legacy_load(path)
+    start = random.randint(0, max(len(frames) - length * rate, 0))
+    video = np.stack([np.asarray(legacy_image(frames[(start + i * rate) % len(frames)])) for i in range(length)])
+    side = np.random.randint(*JITTER)
+    _, height, width, _ = video.shape
+    ratio = side / min(height, width)
+    out_height, out_width = int(round(height * ratio)), int(round(width * ratio))
+    scaled = np.zeros((length, out_height, out_width, 3), np.uint8)
+    for i in range(length):
+        scaled[i] = cv2.resize(video[i], (out_width, out_height))
+    channels = np.transpose(scaled, [3, 0, 1, 2])
+    top, left = np.random.randint(0, out_height - CROP), np.random.randint(0, out_width - CROP)
+    cropped = np.zeros((3, length, CROP, CROP), np.uint8)
+    cropped[:] = channels[:, :, top : top + CROP, left : left + CROP]
+    if np.random.rand() > 0.5:
+        cropped = cropped[:, :, :, ::-1]
+    return (cropped.astype(np.float32) * (1 / 255) - MEAN.reshape(3, 1, 1, 1)) / STD.reshape(3, 1, 1, 1)
+
+
+def pickles_with_videotk(paths: list[Path], sampler: ClipSampler, rng: np.random.Generator) -> int:
+    """Samples from the legacy pickles through videotk's decoding, sampling and transforms."""
+    for path in paths:
+        _, _, frames = legacy_load(path)
+        height, width = jpeg_size(frames[0])
+        sampler.train_clip({"num_frames": len(frames), "height": height, "width": width, "frames": frames}, rng)
+    return len(paths)
+
+
+def dataset_read(cache_path: Path, settings: dict, epoch: int) -> int:
+    dataset = KineticsClips(cache_path, train=True, short_side=SHORT_SIDE, crop_size=CROP, **settings)
+    dataset.set_epoch(epoch)
+    return sum(1 for _ in dataset)
+
+
+def loader_read(cache_path: Path, settings: dict, workers: int) -> int:
+    loader = kinetics_loader(cache_path, batch_size=BATCH, num_workers=workers, train=True, short_side=SHORT_SIDE,
+                             crop_size=CROP, **settings)
+    return sum(batch["frames"].shape[0] for batch in loader)
+
+
+class ReadyClips(paddle.io.IterableDataset):
+    """``count`` copies of one sample, split across workers: the DataLoader's own cost."""
+
+    def __init__(self, sample: dict, count: int):
+        self.sample, self.count = sample, count
+
+    def __iter__(self):
+        info = paddle.io.get_worker_info()
+        share = range(self.count) if info is None else range(info.id, self.count, info.num_workers)
+        for _ in share:
+            yield {key: value.copy() for key, value in self.sample.items()}
+
+
+def bare_loader_read(sample: dict, count: int, workers: int) -> int:
+    loader = paddle.io.DataLoader(ReadyClips(sample, count), batch_size=BATCH, num_workers=workers)
+    return sum(batch["frames"].shape[0] for batch in loader)
+
+
+def decoder_times(cache_path: Path, frames: int = 100) -> dict[str, float]:
+    """Best ms per frame of each way to decode the cache's JPEGs to RGB and to resize a frame
+    bilinearly to a 288 short side (simplejpeg only when installed)."""
+    jpegs = open_cache(cache_path)[0]["frames"][:frames]
+    image = np.asarray(legacy_image(jpegs[0]))
+    ways = {
+        "decode: OpenCV (videotk)": lambda jpeg: cv2.cvtColor(
+            cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB),
+        "decode: Pillow": lambda jpeg: np.asarray(legacy_image(jpeg)),
+        "resize: OpenCV (videotk)": lambda jpeg: cv2.resize(image, (384, 288), interpolation=cv2.INTER_LINEAR),
+        "resize: Pillow": lambda jpeg: Image.fromarray(image).resize((384, 288), Image.BILINEAR),
+    }
+    try:
+        import simplejpeg
+
+        ways["decode: simplejpeg"] = lambda jpeg: simplejpeg.decode_jpeg(jpeg, colorspace="RGB")
+    except ImportError:
+        pass
+    times = {}
+    for label, way in ways.items():
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            for jpeg in jpegs:
+                way(jpeg)
+            best = min(best, (time.perf_counter() - start) / len(jpegs))
+        times[label] = best * 1e3
+    return times
+
+
+def best_rates(methods: dict, repeat: int) -> dict[str, float]:
+    """Best samples/s of each method over ``repeat`` rounds; a round runs every method once, so
+    they all meet the same machine load. ``methods``: label -> ``call(run)`` returning samples made."""
+    rates: dict[str, list[float]] = {label: [] for label in methods}
+    for run in range(repeat):
+        for label, call in methods.items():
+            start = time.perf_counter()
+            samples = call(run)
+            rates[label].append(samples / (time.perf_counter() - start))
+    return {label: max(values) for label, values in rates.items()}
+
+
+def compare(name: str, settings: dict, cache: Path, pickles: list[Path], repeat: int) -> None:
+    legacy_sample = legacy_tsn if settings["mode"] == "tsn" else legacy_nonlocal
+    shuffled = list(pickles)
+    sampler = ClipSampler(short_side=SHORT_SIDE, crop_size=CROP, **settings)
+    sample = next(iter(KineticsClips(cache, short_side=SHORT_SIDE, crop_size=CROP, **settings)))
+
+    def legacy(run: int) -> int:
+        random.Random(run).shuffle(shuffled)
+        for path in shuffled:
+            legacy_sample(path)
+        return len(shuffled)
+
+    rates = best_rates({
+        "legacy pickles, 2019 reader": legacy,
+        "legacy pickles, videotk decode + transforms":
+            lambda run: pickles_with_videotk(pickles, sampler, np.random.default_rng(run)),
+        "videotk KineticsClips (one worker)": lambda run: dataset_read(cache, settings, run),
+        f"videotk DataLoader, 2 workers, b{BATCH} (total)": lambda run: loader_read(cache, settings, 2),
+        f"DataLoader of ready samples, 2 workers, b{BATCH}": lambda run: bare_loader_read(sample, len(pickles), 2),
+    }, repeat)
+    print(f"{name}:")
+    for label, rate in rates.items():
+        print(f"  {label:<46} {rate:8.1f} samples/s")
+    legacy_rate, mixed, ours = list(rates.values())[:3]
+    print(f"  ratio videotk / legacy 2019 reader, per worker:  {ours / legacy_rate:5.2f}x  (target >= 1.5)")
+    print(f"  ratio videotk / legacy pickles + videotk ops:    {ours / mixed:5.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", type=int, default=96)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per clip")
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--repeat", type=int, default=5, help="runs per method; the best is reported")
+    args = parser.parse_args()
+    cv2.setNumThreads(1)
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="vtk-kinetics-loader-"))
+    try:
+        cache = make_cache(work, args.clips, args.duration)
+        pickles = write_legacy_pickles(cache, work / "legacy")
+        frames = sum(open_cache(cache).column("num_frames"))
+        megabytes = sum(entry["bytes"] for entry in open_cache(cache).shards) / 1e6
+        print(f"{len(pickles)} clips, {frames} JPEG frames at short side {SHORT_SIDE} ({megabytes:.0f} MB) in {work}; "
+              f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
+              f"OpenCV {cv2.__version__}, Pillow {Image.__version__}")
+        print("one 256x340 frame, one core:")
+        for label, milliseconds in decoder_times(cache).items():
+            print(f"  {label:<46} {milliseconds:8.3f} ms")
+        for name, settings in SETTINGS.items():
+            compare(name, settings, cache, pickles, args.repeat)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
