@@ -40,7 +40,7 @@ def training_rate(config: dict, batches: list[dict], steps: int) -> float:
         loss.backward()
         optimizer.step()
         optimizer.clear_grad()
-        samples += int(batch["labels"].shape[0]) if index else 0
+        samples += int(batch["rgb"].shape[0]) if index else 0
     return samples / (time.perf_counter() - start)
 
 

@@ -90,7 +90,7 @@ def test_demo_runs_the_main_job(tmp_path):
 
 @pytest.mark.parametrize("args", [
     ["synth", "youtube8m", "--segments", "--min-frames", "2", "--max-frames", "4"],
-    ["synth", "kinetics", "--classes", "3"],
+    ["synth", "kinetics", "--classes", "3", "--motion-pairs"],
     ["synth", "kinetics", "--size", "321x240"],
 ])
 def test_synth_refuses_impossible_datasets_with_exit_2(tmp_path, args):

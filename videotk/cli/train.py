@@ -76,6 +76,10 @@ class TrainProgress:
                 self.bar.set_postfix(loss=f"{event['loss']:.4f}")
             click.echo(f"epoch {event['epoch']} step {event['step']}: loss {event['loss']:.4f}, lr {event['lr']:.3g}, "
                        f"{event['samples_per_s']:.1f} samples/s, data wait {event['data_wait_s']:.2f} s", err=True)
+        elif kind == "pretrained":
+            click.echo(f"pretrained {event['path']}: loaded {len(event['loaded'])} tensors, skipped "
+                       f"{len(event['skipped'])} ({', '.join(event['skipped'][:4]) or 'none'}), left "
+                       f"{len(event['missing'])} as initialised ({', '.join(event['missing'][:4]) or 'none'})", err=True)
         elif kind == "epoch_end":
             if self.bar is not None:
                 self.bar.close()
@@ -98,10 +102,12 @@ class TrainProgress:
               help="Checkpoints go to SAVE_DIR/epoch_NNN/ with the resolved config.yaml.")
 @click.option("--resume", type=click.Path(exists=True, file_okay=False), default=None,
               help="Continue from a checkpoint folder SAVE_DIR/epoch_NNN.")
+@click.option("--pretrained", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Local ImageNet ResNet weights (.pdparams, paddle.vision layout) for the backbone.")
 @DEVICE
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train(model, shards, valid_shards, config_file, overrides, epochs, batch_size, lr, seed, save_dir, resume,
-          device, quiet):
+          pretrained, device, quiet):
     """Train MODEL (see `vtk models`) on a cache.
 
     The config is configs/<model>.yaml (the seed's settings) or --config FILE, then -o overrides and
@@ -115,7 +121,7 @@ def train(model, shards, valid_shards, config_file, overrides, epochs, batch_siz
     from ..trainers.loop import train as run
 
     result = _run(lambda: run(config, shards, valid_shards=valid_shards, save_dir=save_dir, resume=resume,
-                              device=device, callback=TrainProgress(quiet)))
+                              pretrained=pretrained, device=device, callback=TrainProgress(quiet)))
     click.echo(f"trained {len(result['history'])} steps; checkpoints in {save_dir}")
 
 
@@ -145,20 +151,69 @@ def evaluate(model, shards, weights, config_file, overrides, out, device):
 @click.argument("model")
 @click.option("--weights", required=True, type=click.Path(exists=True),
               help="Checkpoint folder, .pdparams file, or a folder made by vtk export.")
-@SHARDS
-@click.option("--topk", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="JSON lines: id, classes, scores.")
+@click.option("--shards", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Cache folder to predict on (one JSON line per video to --out).")
+@click.option("--video", "videos", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Video files to predict on directly (Kinetics models); repeat or list several.")
+@click.argument("more_videos", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@click.option("--topk", type=click.IntRange(min=1), default=None, help="Classes per video [default: 20 for "
+              "caches, 5 for videos].")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="JSON lines: id, classes, scores.")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=25.0, show_default=True,
+              help="With --video: resample as the training cache was decoded.")
+@click.option("--json", "as_json", is_flag=True, help="With --video: print JSON.")
 @config_options
 @DEVICE
-def predict(model, weights, shards, topk, out, config_file, overrides, device):
-    """Top-k classes and scores of every video in a cache, one JSON line per video."""
+def predict(model, weights, shards, videos, more_videos, topk, out, fps, as_json, config_file, overrides, device):
+    """Top-k classes and scores of every video in a cache (--shards, --out), or of video files (--video).
+
+    Scores are averaged over the model's test views (e.g. 30 views for Non-local).
+    """
     from ..trainers.checkpoint import CONFIG_FILE
-    from ..trainers.loop import predict as run
 
     saved = _exported_config(weights) or (Path(weights) / CONFIG_FILE if Path(weights).is_dir() else None)
     config = _config(model, config_file or (saved if saved and saved.is_file() else None), overrides)
-    count = _run(lambda: run(config, shards, weights, out, top_k=topk, device=device))
+    videos = [*videos, *more_videos]
+    if bool(shards) == bool(videos):
+        raise click.UsageError("give either --shards CACHE (with --out) or --video FILE ...")
+    if videos:
+        _predict_videos(config, weights, videos, topk or 5, fps, as_json, device)
+        return
+    if not out:
+        raise click.UsageError("--shards needs --out FILE.jsonl")
+    from ..trainers.loop import predict as run
+
+    count = _run(lambda: run(config, shards, weights, out, top_k=topk or 20, device=device))
     click.echo(f"wrote {count} predictions to {out}")
+
+
+def _predict_videos(config: dict, weights: str, videos: list[str], top_k: int, fps: float, as_json: bool,
+                    device: str) -> None:
+    """Decode each file with the same ffmpeg path as vtk decode, then predict over its test views."""
+    import sys
+
+    from ..pipelines.ffmpeg import DecodeError, decode_clip
+    from ..trainers.loop import predict_records
+
+    if config["data"].get("task") != "kinetics":
+        raise click.UsageError(f"--video needs a model trained on video frames; {config['model']['name']} "
+                               "reads feature caches")
+    decoded, failed = {}, 0
+    for path in videos:
+        try:
+            decoded[path] = decode_clip(path, fps=fps, short_side=config["data"].get("short_side") or 0)
+        except DecodeError as exc:
+            click.echo(f"{path}: {exc.reason}", err=True)
+            failed += 1
+    results = _run(lambda: predict_records(config, weights, list(decoded.values()), top_k=top_k, device=device))
+    for path, result in zip(decoded, results):
+        if as_json:
+            click.echo(json.dumps({"video": path, **result}))
+            continue
+        labels = result.get("names") or [str(c) for c in result["classes"]]
+        click.echo(f"{path}: " + ", ".join(f"{name} {score:.3f}" for name, score in zip(labels, result["scores"])))
+    if failed:
+        sys.exit(1)
 
 
 @click.command()
@@ -179,14 +234,28 @@ def export(model, weights, out, config_file, overrides):
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def models(as_json):
+@click.option("--params", is_flag=True, help="Also build each model at its default config and count its parameters.")
+def models(as_json, params):
     """Every registered model with its task, expected input and default config."""
     from ..models import list_models, model_info
 
     infos = [model_info(name) for name in list_models()]
+    if params:
+        for info in infos:
+            info["parameters"] = _parameters(info["name"])
     if as_json:
         click.echo(json.dumps(infos, indent=2))
         return
     for info in infos:
         click.echo(f"{info['name']}\n  task:   {info['task']}\n  input:  {info['inputs']}\n"
                    f"  config: configs/{info['config']}\n  {info['description']}")
+        if params:
+            click.echo(f"  parameters at the default config: {info['parameters']:,}")
+
+
+def _parameters(model: str) -> int:
+    """Trainable parameters of ``model`` built with its default config's model arguments."""
+    from ..models import count_parameters
+    from ..trainers.loop import build_model
+
+    return count_parameters(build_model(_config(model, None, ())))

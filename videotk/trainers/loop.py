@@ -32,6 +32,7 @@ from .checkpoint import (
     is_exported,
     load_checkpoint,
     load_weights,
+    read_classes,
     save_checkpoint,
 )
 from .config import ConfigError, dump
@@ -107,12 +108,15 @@ def _distributed(model: paddle.nn.Layer) -> paddle.nn.Layer:
 
 
 def train(config: dict, shards: str, *, valid_shards: str | None = None, save_dir: str | Path = "output",
-          resume: str | Path | None = None, device: str = "cpu", callback: Callback | None = None) -> dict:
+          resume: str | Path | None = None, pretrained: str | Path | None = None, device: str = "cpu",
+          callback: Callback | None = None) -> dict:
     """Train ``config``'s model on the cache ``shards``; checkpoint every epoch into ``save_dir``.
 
     Returns ``{"history": [per-step {"epoch", "step", "loss", "lr"}], "metrics": {epoch: ...}}``.
     With ``resume`` (a checkpoint folder), training continues after that epoch and the history
-    equals the one of an uninterrupted run with the same seed.
+    equals the one of an uninterrupted run with the same seed. ``pretrained``: a local ImageNet
+    ``.pdparams`` (paddle.vision ResNet layout) for the backbone; what it loaded is reported as a
+    ``{"event": "pretrained", "loaded", "skipped", "missing"}`` callback.
     """
     callback = callback or (lambda event: None)
     select_device(device)
@@ -120,7 +124,12 @@ def train(config: dict, shards: str, *, valid_shards: str | None = None, save_di
     seed_everything(train_cfg["seed"])
     _set_threads(train_cfg["num_workers"])
     task = make_task(config)
-    model = _distributed(build_model(config))
+    model = build_model(config)
+    if pretrained and not resume:
+        from ..models import load_pretrained
+
+        callback({"event": "pretrained", "path": str(pretrained), **load_pretrained(model, pretrained)})
+    model = _distributed(model)
     global_batch = train_cfg["batch_size"] * paddle.distributed.get_world_size()
     scheduler = build_scheduler(config["lr_scheduler"], config["optimizer"]["learning_rate"], global_batch)
     optimizer = build_optimizer(config["optimizer"], model, scheduler)
@@ -162,7 +171,8 @@ def _train_epoch(model, task, loader, optimizer, scheduler, config, epoch, step,
     fetched = time.perf_counter()
     for batch in loader:
         wait += time.perf_counter() - fetched
-        loss = task.loss(model(*task.inputs(batch)), batch)
+        inputs = task.inputs(batch)
+        loss = task.loss(model(*inputs), batch)
         loss.backward()
         optimizer.step()
         optimizer.clear_grad()
@@ -173,7 +183,7 @@ def _train_epoch(model, task, loader, optimizer, scheduler, config, epoch, step,
         value = float(loss)
         losses.append(value)
         history.append({"epoch": epoch, "step": step, "loss": value, "lr": lr})
-        samples += int(batch["labels"].shape[0])
+        samples += int(inputs[0].shape[0])
         callback({"event": "batch"})
         if step % log_every == 0:
             elapsed = time.perf_counter() - window_start
@@ -223,28 +233,56 @@ def _scorer(config: dict, weights: str | Path) -> Callable[[list], paddle.Tensor
 
 def predict(config: dict, shards: str, weights: str | Path, out: str | Path, *, top_k: int = 20,
             device: str = "cpu") -> int:
-    """Write one JSON line per video to ``out``: ``{"id", "classes", "scores"}`` (top ``top_k``).
+    """Write one JSON line per video to ``out``: ``{"id", "classes", "scores"}`` (top ``top_k``,
+    scores averaged over the task's test views; ``"names"`` too when the weights know the classes).
 
-    ``weights`` is a checkpoint folder, a .pdparams file, or a folder made by :func:`export`
-    (whose own config.yaml then describes the model). Returns the number of videos.
+    ``weights`` is a checkpoint folder, a .pdparams file, or a folder made by :func:`export`.
+    Returns the number of videos.
     """
     select_device(device)
     _set_threads(config["train"]["num_workers"])
     task, score = make_task(config), _scorer(config, weights)
-    ids = open_cache(shards).column("id")
+    ids, names = open_cache(shards).column("id"), read_classes(weights)
     loader = task.loader(shards, batch_size=config["eval"]["batch_size"], num_workers=config["train"]["num_workers"],
                          train=False)
+    pending: dict[int, tuple[np.ndarray, int]] = {}
     count = 0
     with open(out, "w", encoding="utf-8") as f, paddle.no_grad():
         for batch in loader:
             scores = task.scores(score(task.inputs(batch)))
-            top = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]
             for row, index in enumerate(batch["index"].numpy().tolist()):
-                line = {"id": ids[index], "classes": top[row].tolist(),
-                        "scores": [round(float(s), 6) for s in scores[row, top[row]]]}
-                f.write(json.dumps(line) + "\n")
+                total, views = pending.pop(index, (0.0, 0))
+                total, views = total + scores[row], views + 1
+                if views < task.views:
+                    pending[index] = (total, views)
+                    continue
+                f.write(json.dumps({"id": ids[index], **top_classes(total / views, top_k, names)}) + "\n")
                 count += 1
     return count
+
+
+def predict_records(config: dict, weights: str | Path, records: list[dict], *, top_k: int = 5,
+                    device: str = "cpu") -> list[dict]:
+    """Top classes of decoded videos (dicts shaped like cache records), over the task's test views."""
+    select_device(device)
+    task, score = make_task(config), _scorer(config, weights)
+    names = read_classes(weights)
+    results = []
+    with paddle.no_grad():
+        for record in records:
+            views = paddle.to_tensor(task.views_of(record))
+            scores = task.scores(score([task.model_input(views)])).mean(axis=0)
+            results.append(top_classes(scores, top_k, names))
+    return results
+
+
+def top_classes(scores: np.ndarray, top_k: int, names: list[str] | None) -> dict:
+    """``{"classes", "scores"[, "names"]}`` of the ``top_k`` best of ``scores`` ``[C]``."""
+    top = np.argsort(-scores, kind="stable")[:top_k]
+    result = {"classes": top.tolist(), "scores": [round(float(s), 6) for s in scores[top]]}
+    if names:
+        result["names"] = [names[i] if i < len(names) else str(i) for i in top.tolist()]
+    return result
 
 
 def export(config: dict, weights: str | Path, out_dir: str | Path) -> Path:
