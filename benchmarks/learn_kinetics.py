@@ -1,0 +1,63 @@
+"""Do the Kinetics models learn? Held-out top-1 on synthetic clips, with the tiny configs.
+
+    python benchmarks/learn_kinetics.py [--clips-per-class 40] [--epochs 12]
+
+Two synthetic datasets of 4 classes, 2 s clips at 160x120, decoded at 12.5 fps and a 64-pixel
+short side, split by the CSV's split column: (a) every class with its own look and motion, and
+(b) ``--motion-pairs``: two pairs of classes that look alike and differ only by the direction of
+motion. Each model trains with ``configs/<model>_tiny.yaml`` and is evaluated after every epoch.
+Targets: top-1 >= 0.9 on (a) for every model; on (b), TSM, StNet and Non-local above TSN, which
+averages frames and cannot see direction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+MODELS = ("tsn", "tsm", "stnet", "non_local")
+
+
+def make_dataset(root: Path, clips_per_class: int, motion_pairs: bool) -> tuple[str, str]:
+    from videotk.pipelines.kinetics import decode_kinetics
+    from videotk.pipelines.synth_kinetics import synth_kinetics
+
+    csv = synth_kinetics(root / "raw", num_classes=4, clips_per_class=clips_per_class, duration=2.0, width=160,
+                         height=120, motion_pairs=motion_pairs)
+    for split in ("train", "val"):
+        decode_kinetics(root / "raw", root / split, annotations=csv, split=split, short_side=64, fps=12.5, workers=2)
+    return str(root / "train"), str(root / "val")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips-per-class", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+
+    from videotk.trainers.config import CONFIG_DIR, load_config
+    from videotk.trainers.loop import train
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="vtk-learn-"))
+    try:
+        for name, pairs in (("own look per class", False), ("motion pairs", True)):
+            train_cache, val_cache = make_dataset(work / name.replace(" ", "-"), args.clips_per_class, pairs)
+            print(f"\n{name}: {3 * args.clips_per_class} training clips, {args.clips_per_class} held out, 4 classes")
+            for model in MODELS:
+                config = load_config(model, CONFIG_DIR / f"{model}_tiny.yaml", [f"train.epochs={args.epochs}"])
+                start = time.perf_counter()
+                result = train(config, train_cache, valid_shards=val_cache, save_dir=work / "runs" / name / model)
+                top1 = [result["metrics"][e]["video_top1"] for e in range(args.epochs)]
+                print(f"{model:<10} held-out top-1 per epoch: {' '.join(f'{t:.2f}' for t in top1)}; "
+                      f"best {max(top1):.2f}; {time.perf_counter() - start:.0f} s")
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
