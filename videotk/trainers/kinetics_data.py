@@ -36,7 +36,6 @@ Metrics then average the scores of a video's views (:mod:`videotk.evaluators.kin
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 from typing import Iterator
@@ -46,7 +45,7 @@ import numpy as np
 import paddle
 
 from ..formats import Cache, open_cache
-from .sharding import buffered_shuffle, current_reader, read_spans, reading_plan
+from .sharding import epoch_records
 from .transforms import (
     center_crop,
     horizontal_flip,
@@ -58,7 +57,6 @@ from .transforms import (
     three_crop,
 )
 
-log = logging.getLogger(__name__)
 
 KIND = "kinetics"
 MODES = ("tsn", "dense")
@@ -373,22 +371,9 @@ class KineticsClips(paddle.io.IterableDataset):
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[dict]:
-        reader = current_reader(self.rank, self.world_size)
-        even = (self.train and reader.world_size > 1) if self.even is None else self.even
-        spans = reading_plan(
-            [entry["rows"] for entry in self.cache.shards],
-            reader,
-            seed=self.seed,
-            epoch=self.epoch,
-            shuffle=self.train,
-            even=even,
-        )
-        log.debug("reader %d of %d, epoch %d: %d records in %d spans",
-                  reader.index, reader.count, self.epoch, sum(map(len, spans)), len(spans))
-        rng = np.random.default_rng([self.seed, self.epoch, reader.index])
-        records = read_spans(self.cache, spans)
-        if self.train:
-            records = buffered_shuffle(records, self.shuffle_buffer, rng)
+        records, rng = epoch_records(self.cache, seed=self.seed, epoch=self.epoch, train=self.train,
+                                     shuffle_buffer=self.shuffle_buffer, rank=self.rank,
+                                     world_size=self.world_size, even=self.even)
         for index, record in records:
             yield from self.samples(index, record, rng if self.train else None)
 

@@ -25,6 +25,7 @@ forever in the gradient all-reduce. Use it for training with more than one rank;
 from __future__ import annotations
 
 import heapq
+import logging
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Iterable, Iterator, Sequence, TypeVar
@@ -33,6 +34,8 @@ import numpy as np
 import paddle
 
 from ..formats import Cache, open_shard_reader
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -181,3 +184,33 @@ def buffered_shuffle(items: Iterable[T], size: int, rng: np.random.Generator) ->
         buffer[slot] = item
     rng.shuffle(buffer)
     yield from buffer
+
+
+def epoch_records(
+    cache: Cache,
+    *,
+    seed: int,
+    epoch: int,
+    train: bool,
+    shuffle_buffer: int,
+    rank: int | None = None,
+    world_size: int | None = None,
+    even: bool | None = None,
+) -> tuple[Iterator[tuple[int, dict]], np.random.Generator]:
+    """This reader's ``(global index, record)`` pairs for ``epoch``, and the epoch's random generator.
+
+    The reader is this DataLoader worker of this rank (:func:`current_reader`). In training, the
+    shard order is shuffled and records pass through a shuffle buffer of ``shuffle_buffer``;
+    ``even=None`` means "equal shares" when training on more than one rank.
+    """
+    reader = current_reader(rank, world_size)
+    even = (train and reader.world_size > 1) if even is None else even
+    spans = reading_plan([entry["rows"] for entry in cache.shards], reader, seed=seed, epoch=epoch, shuffle=train,
+                         even=even)
+    log.debug("reader %d of %d, epoch %d: %d records in %d spans",
+              reader.index, reader.count, epoch, sum(map(len, spans)), len(spans))
+    rng = np.random.default_rng([seed, epoch, reader.index])
+    records = read_spans(cache, spans)
+    if train:
+        records = buffered_shuffle(records, shuffle_buffer, rng)
+    return records, rng

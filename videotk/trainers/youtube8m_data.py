@@ -18,7 +18,6 @@ key       dtype, shape            content
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Iterator
 
@@ -28,9 +27,8 @@ import paddle
 from ..formats import Cache, open_cache
 from ..formats.schema import dequantize_youtube8m as dequantize
 
-from .sharding import buffered_shuffle, current_reader, read_spans, reading_plan
+from .sharding import epoch_records
 
-log = logging.getLogger(__name__)
 
 FRAME_KIND = "youtube8m-frame"
 RGB_SIZE = 1024
@@ -153,22 +151,9 @@ class YouTube8MFrames(paddle.io.IterableDataset):
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[dict]:
-        reader = current_reader(self.rank, self.world_size)
-        even = (self.train and reader.world_size > 1) if self.even is None else self.even
-        spans = reading_plan(
-            [entry["rows"] for entry in self.cache.shards],
-            reader,
-            seed=self.seed,
-            epoch=self.epoch,
-            shuffle=self.train,
-            even=even,
-        )
-        log.debug("reader %d of %d, epoch %d: %d records in %d spans",
-                  reader.index, reader.count, self.epoch, sum(map(len, spans)), len(spans))
-        rng = np.random.default_rng([self.seed, self.epoch, reader.index])
-        records = read_spans(self.cache, spans)
-        if self.train:
-            records = buffered_shuffle(records, self.shuffle_buffer, rng)
+        records, rng = epoch_records(self.cache, seed=self.seed, epoch=self.epoch, train=self.train,
+                                     shuffle_buffer=self.shuffle_buffer, rank=self.rank,
+                                     world_size=self.world_size, even=self.even)
         for index, record in records:
             yield self.sample(index, record, rng if self.train else None)
 
