@@ -352,3 +352,15 @@ def test_loader_batches_with_two_worker_processes(caches):
     assert first["label"].dtype == first["index"].dtype == first["view"].dtype == paddle.int64
     seen = Counter((i, v) for b in batches for i, v in zip(b["index"].numpy().tolist(), b["view"].numpy().tolist()))
     assert sorted(seen) == [(i, v) for i in range(8) for v in range(3)] and set(seen.values()) == {1}
+
+
+@pytest.mark.parametrize("flip", [True, False])
+def test_training_flip_can_be_turned_off(flip):
+    from videotk.trainers.kinetics_data import ClipSampler
+
+    ramp = np.tile(np.linspace(0, 255, 48).astype(np.uint8)[None, None, :, None], (6, 32, 1, 3))  # [T, H, W, 3]
+    record = {"num_frames": 6, "height": 32, "width": 48, "frames": ramp.tobytes()}
+    sampler = ClipSampler(mode="tsn", seg_num=3, seglen=1, short_side=None, crop_size=32, flip=flip)
+    rng = np.random.default_rng(0)
+    rising = [np.diff(sampler.train_clip(record, rng)[0, 0, 0]).mean() > 0 for _ in range(20)]
+    assert all(rising) is not flip and any(rising)

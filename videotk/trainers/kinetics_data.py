@@ -210,6 +210,7 @@ class ClipSampler:
     crop_size: int = 224
     multi_scale: bool = False
     test_views: int | str = 1
+    flip: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -246,7 +247,8 @@ class ClipSampler:
     def train_clip(self, record: dict, rng: np.random.Generator) -> np.ndarray:
         """One randomly sampled and augmented clip of ``record``."""
         frames = decode_frames(record, self.indices(record["num_frames"], rng))
-        return self._tensor(horizontal_flip(self._training_crop(frames, rng), rng))
+        frames = self._training_crop(frames, rng)
+        return self._tensor(horizontal_flip(frames, rng) if self.flip else frames)
 
     def views(self, record: dict) -> Iterator[np.ndarray]:
         """The ``num_views`` test views of ``record``, clip-major (``view = crops * clip + crop``).
@@ -327,6 +329,8 @@ class KineticsClips(paddle.io.IterableDataset):
       of that size are not resized. ``scale_jitter=(low, high)``: in training, a short side drawn
       uniformly from ``low .. high`` per clip instead (Non-local: ``(256, 320)``).
     - ``multi_scale``: in training, TSM's multi-scale crop instead of a random crop.
+    - ``flip``: the random horizontal flip of training; turn it off when classes differ by the
+      direction of motion (a flipped "moving left" clip shows "moving right").
     - ``rank``, ``world_size``, ``even``: as for
       :class:`videotk.trainers.youtube8m_data.YouTube8MFrames`.
     """
@@ -346,6 +350,7 @@ class KineticsClips(paddle.io.IterableDataset):
         multi_scale: bool = False,
         train: bool = False,
         test_views: int | str = 1,
+        flip: bool = True,
         shuffle_buffer: int = 16,
         seed: int = 0,
         rank: int | None = None,
@@ -355,7 +360,7 @@ class KineticsClips(paddle.io.IterableDataset):
         self.sampler = ClipSampler(
             mode=mode, seg_num=seg_num, seglen=seglen, num_frames_out=num_frames_out, sample_rate=sample_rate,
             short_side=short_side, scale_jitter=tuple(scale_jitter) if scale_jitter else None,
-            crop_size=crop_size, multi_scale=multi_scale, test_views=test_views,
+            crop_size=crop_size, multi_scale=multi_scale, test_views=test_views, flip=flip,
         )
         self.cache = open_kinetics_cache(cache_path)
         self.train = train
