@@ -1,6 +1,6 @@
 """Do the Kinetics models learn? Held-out top-1 on synthetic clips, with the tiny configs.
 
-    python benchmarks/learn_kinetics.py [--clips-per-class 40] [--epochs 12]
+    python benchmarks/learn_kinetics.py [--clips-per-class 80] [--epochs 12]
 
 Two synthetic datasets of 4 classes, 2 s clips at 160x120, decoded at 12.5 fps and a 64-pixel
 short side, split by the CSV's split column: (a) every class with its own look and motion, and
@@ -34,7 +34,7 @@ def make_dataset(root: Path, clips_per_class: int, motion_pairs: bool) -> tuple[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clips-per-class", type=int, default=40)
+    parser.add_argument("--clips-per-class", type=int, default=80)
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
