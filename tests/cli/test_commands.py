@@ -84,6 +84,7 @@ def test_demo_runs_the_main_job(tmp_path):
     assert result.exit_code == 0, result.output
     assert "converted 256 videos from 4 inputs into 4 shards" in result.output
     assert "\"gap\"" in result.output and "predictions.jsonl" in result.output
+    assert "the clip shows:" in result.output
     assert "converted 16 clips" in result.output and "failed 5, missing 2" in result.output
     assert (tmp_path / "cache" / "kinetics" / "manifest.json").is_file()
 

@@ -23,7 +23,8 @@ def _step(title: str) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def demo(workdir, workers, quiet):
     """Synthesize YouTube-8M and Kinetics sources, convert and decode them, inspect the caches, then
-    train Attention LSTM briefly on the YouTube-8M cache, evaluate it on held-out videos and predict.
+    train Attention LSTM briefly on the YouTube-8M cache, evaluate it on held-out videos and predict,
+    then train a tiny TSN on the Kinetics cache and predict on an mp4 file.
 
     The Kinetics sources include missing and broken clips, to show how they are accounted for.
     """
@@ -64,6 +65,7 @@ def demo(workdir, workers, quiet):
             _step(f"inspect cache/{name}")
             _print_text(describe(open_cache(root / "cache" / name)), top=5)
         _train_eval_predict(root, quiet)
+        _train_kinetics_and_predict_a_clip(root, csv_path, quiet)
         click.echo(f"\ndemo finished in {root}" + ("" if workdir else " (removed)"))
     finally:
         if not workdir:
@@ -89,3 +91,19 @@ def _train_eval_predict(root: Path, quiet: bool) -> None:
     count = predict(config, valid_cache, checkpoint, out, top_k=3)
     lines = out.read_text().splitlines()
     click.echo("\n".join(lines[:3]) + f"\n... {count} videos in {out}")
+
+
+def _train_kinetics_and_predict_a_clip(root: Path, csv_path: Path, quiet: bool) -> None:
+    from ..pipelines.ffmpeg import decode_clip
+    from ..trainers.config import CONFIG_DIR, load_config
+    from ..trainers.loop import predict_records, train
+    from .train import TrainProgress
+
+    config = load_config("tsn", CONFIG_DIR / "tsn_tiny.yaml", ["train.epochs=2"])
+    _step("train tsn (configs/tsn_tiny.yaml, 2 epochs) on the Kinetics cache")
+    train(config, str(root / "cache" / "kinetics"), save_dir=root / "runs" / "tsn", callback=TrainProgress(quiet))
+    clip = next(p for p in sorted(csv_path.parent.rglob("*.mp4")) if p.stat().st_size > 20000)
+    _step(f"predict on {clip.relative_to(csv_path.parent)}")
+    [result] = predict_records(config, root / "runs" / "tsn" / "epoch_001", [decode_clip(clip, short_side=64)], top_k=2)
+    click.echo(", ".join(f"{name} {score:.3f}" for name, score in zip(result["names"], result["scores"]))
+               + f"  (the clip shows: {clip.parent.name}; 2 epochs on 16 clips is a first guess)")

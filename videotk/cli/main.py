@@ -28,6 +28,7 @@ def cli(verbose: int) -> None:
     """
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     warnings.filterwarnings("ignore", message="No ccache found")  # printed by Paddle's import
+    warnings.filterwarnings("ignore", message="When training, we now always track global mean")  # Paddle BatchNorm
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
