@@ -36,11 +36,12 @@ def training_rate(config: dict, batches: list[dict], steps: int) -> float:
     for index, batch in enumerate(itertools.islice(itertools.cycle(batches), steps + 1)):
         if index == 1:
             start = time.perf_counter()
-        loss = task.loss(model(*task.inputs(batch)), batch)
+        inputs = task.inputs(batch)
+        loss = task.loss(model(*inputs), batch)
         loss.backward()
         optimizer.step()
         optimizer.clear_grad()
-        samples += int(batch["rgb"].shape[0]) if index else 0
+        samples += int(inputs[0].shape[0]) if index else 0
     return samples / (time.perf_counter() - start)
 
 
@@ -50,7 +51,7 @@ def loader_rate(config: dict, cache: str, workers: int, batches: int) -> float:
     loader = make_task(config).loader(cache, batch_size=config["train"]["batch_size"], num_workers=workers, train=True)
     start, samples = time.perf_counter(), 0
     for batch in itertools.islice(loader, batches):
-        samples += int(batch["labels"].shape[0])
+        samples += int(next(iter(batch.values())).shape[0])
     return samples / (time.perf_counter() - start)
 
 
