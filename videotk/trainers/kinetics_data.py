@@ -45,7 +45,7 @@ import numpy as np
 import paddle
 
 from ..formats import Cache, open_cache
-from .sharding import epoch_records
+from .sharding import CacheDataset
 from .transforms import (
     center_crop,
     horizontal_flip,
@@ -313,7 +313,7 @@ def open_kinetics_cache(path: str | os.PathLike) -> Cache:
     return cache
 
 
-class KineticsClips(paddle.io.IterableDataset):
+class KineticsClips(CacheDataset):
     """Samples of a Kinetics cache (keys, shapes, sampling and views in the module docstring).
 
     Each DataLoader worker of each ``paddle.distributed`` rank reads its own share of the shards
@@ -362,25 +362,8 @@ class KineticsClips(paddle.io.IterableDataset):
             short_side=short_side, scale_jitter=tuple(scale_jitter) if scale_jitter else None,
             crop_size=crop_size, multi_scale=multi_scale, test_views=test_views, flip=flip,
         )
-        self.cache = open_kinetics_cache(cache_path)
-        self.train = train
-        self.shuffle_buffer = shuffle_buffer
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.even = even
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Read epoch ``epoch``'s order (shard permutation, shuffle buffer, clips, crops) next."""
-        self.epoch = epoch
-
-    def __iter__(self) -> Iterator[dict]:
-        records, rng = epoch_records(self.cache, seed=self.seed, epoch=self.epoch, train=self.train,
-                                     shuffle_buffer=self.shuffle_buffer, rank=self.rank,
-                                     world_size=self.world_size, even=self.even)
-        for index, record in records:
-            yield from self.samples(index, record, rng if self.train else None)
+        super().__init__(open_kinetics_cache(cache_path), train=train, shuffle_buffer=shuffle_buffer, seed=seed,
+                         rank=rank, world_size=world_size, even=even)
 
     def samples(self, index: int, record: dict, rng: np.random.Generator | None = None) -> Iterator[dict]:
         """The samples of one cache record at ``index``: one random training clip with ``rng``,

@@ -214,3 +214,34 @@ def epoch_records(
     if train:
         records = buffered_shuffle(records, shuffle_buffer, rng)
     return records, rng
+
+
+class CacheDataset(paddle.io.IterableDataset):
+    """An iterable dataset over a cache, read epoch by epoch through :func:`epoch_records`;
+    subclasses turn each record into samples with :meth:`samples`."""
+
+    def __init__(self, cache: Cache, *, train: bool, shuffle_buffer: int, seed: int, rank: int | None,
+                 world_size: int | None, even: bool | None):
+        self.cache = cache
+        self.train = train
+        self.shuffle_buffer = shuffle_buffer
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.even = even
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Read epoch ``epoch``'s order (shard permutation, shuffle buffer, random sampling) next."""
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[dict]:
+        records, rng = epoch_records(self.cache, seed=self.seed, epoch=self.epoch, train=self.train,
+                                     shuffle_buffer=self.shuffle_buffer, rank=self.rank,
+                                     world_size=self.world_size, even=self.even)
+        for index, record in records:
+            yield from self.samples(index, record, rng if self.train else None)
+
+    def samples(self, index: int, record: dict, rng: np.random.Generator | None = None) -> Iterator[dict]:
+        """The samples of the record at global ``index``: random ones with ``rng`` (training)."""
+        raise NotImplementedError

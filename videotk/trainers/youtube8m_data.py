@@ -27,7 +27,7 @@ import paddle
 from ..formats import Cache, open_cache
 from ..formats.schema import dequantize_youtube8m as dequantize
 
-from .sharding import epoch_records
+from .sharding import CacheDataset
 
 
 FRAME_KIND = "youtube8m-frame"
@@ -92,7 +92,7 @@ def _codes(record: dict, key: str, width: int, frames: int) -> np.ndarray:
     return np.frombuffer(blob, np.uint8, count=frames * width).reshape(frames, width)
 
 
-class YouTube8MFrames(paddle.io.IterableDataset):
+class YouTube8MFrames(CacheDataset):
     """Samples of a frame-level YouTube-8M cache (keys and shapes in the module docstring).
 
     Each DataLoader worker of each ``paddle.distributed`` rank reads its own share of the shards
@@ -133,29 +133,15 @@ class YouTube8MFrames(paddle.io.IterableDataset):
         for name, value in sizes.items():
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
-        self.cache = open_frame_cache(cache_path)
+        super().__init__(open_frame_cache(cache_path), train=train, shuffle_buffer=shuffle_buffer, seed=seed,
+                         rank=rank, world_size=world_size, even=even)
         self.num_classes = num_classes
         self.max_frames = max_frames
         self.num_samples = num_samples
         self.dequantize = dequantize
-        self.train = train
-        self.shuffle_buffer = shuffle_buffer
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.even = even
-        self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        """Read epoch ``epoch``'s order (shard permutation, shuffle buffer, sampled frames) next."""
-        self.epoch = epoch
-
-    def __iter__(self) -> Iterator[dict]:
-        records, rng = epoch_records(self.cache, seed=self.seed, epoch=self.epoch, train=self.train,
-                                     shuffle_buffer=self.shuffle_buffer, rank=self.rank,
-                                     world_size=self.world_size, even=self.even)
-        for index, record in records:
-            yield self.sample(index, record, rng if self.train else None)
+    def samples(self, index: int, record: dict, rng: np.random.Generator | None = None) -> Iterator[dict]:
+        yield self.sample(index, record, rng)
 
     def sample(self, index: int, record: dict, rng: np.random.Generator | None = None) -> dict:
         """The sample of one cache record (a dict of the frame-level columns) at ``index``;
