@@ -94,7 +94,7 @@ def write_legacy_pickles(cache_path: Path, out: Path) -> list[Path]:
     for record in open_cache(cache_path):
         paths.append(out / f"{record['id']}.pkl")
         with open(paths[-1], "wb") as f:
-            pickle.dump((record["id"], record["label"], record["frames"]), f, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((record["id"], record["label"], list(record["frames"])), f, protocol=pickle.HIGHEST_PROTOCOL)
     return paths
 
 

@@ -1,4 +1,5 @@
 import json
+import pickle
 
 import h5py
 import numpy as np
@@ -6,6 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from videotk.formats import (
+    BinaryList,
     CacheError,
     kinetics_columns,
     open_cache,
@@ -81,6 +83,9 @@ def assert_same(got: dict, want: dict) -> None:
         if isinstance(value, np.ndarray):
             assert got[key].dtype == value.dtype, key
             np.testing.assert_array_equal(got[key], value, err_msg=key)
+        elif isinstance(value, list):  # list<binary>: a list, or a BinaryList view from Parquet
+            assert isinstance(got[key], (list, BinaryList)), key
+            assert list(got[key]) == value and got[key] == value, key
         else:
             assert type(got[key]) is type(value), key
             assert got[key] == value, key
@@ -201,3 +206,29 @@ def test_cache_keeps_a_bounded_number_of_shards_open(tmp_path, fmt):
     assert [r["id"] for r in cache] == [s[0]["id"] for s in shards]
     assert len(cache._readers) == OPEN_READERS
     assert cache[0]["id"] == shards[0][0]["id"]  # a closed reader opens again
+
+
+def test_parquet_hands_out_frames_as_views_of_one_buffer(tmp_path):
+    columns = kinetics_columns("jpeg")
+    records = [clip_record(i, "jpeg") for i in range(4, 8)]  # 4, 0, 1 and 2 frames
+    cache = open_cache(write_cache(tmp_path / "pq", "parquet", "kinetics", columns, [records]))
+    frames = [cache[i]["frames"] for i in range(4)]
+    assert all(isinstance(f, BinaryList) for f in frames)
+    assert [len(f) for f in frames] == [4, 0, 1, 2]
+    first = frames[0]
+    assert first[1] == records[0]["frames"][1] and first[-1] == records[0]["frames"][-1]
+    assert isinstance(first[1], bytes) and first.nbytes == sum(map(len, records[0]["frames"]))
+    assert first[1:3] == records[0]["frames"][1:3] and isinstance(first[1:3], BinaryList)
+    assert first[::2] == records[0]["frames"][::2] and first[3:1] == []
+    np.testing.assert_array_equal(first.view(2), np.frombuffer(records[0]["frames"][2], np.uint8))
+    assert not first.view(0).flags.writeable
+    with pytest.raises(IndexError, match="item 4 out of range for 4 items"):
+        first[4]
+    assert first != records[1]["frames"] and repr(first) == f"BinaryList(4 items, {first.nbytes} bytes)"
+    again = pickle.loads(pickle.dumps(first))
+    assert type(again) is list and again == records[0]["frames"]
+
+    # a record read from Parquet can be written to another cache as it is
+    copy = open_cache(write_cache(tmp_path / "h5", "hdf5", "kinetics", columns, [list(cache)]))
+    for got, want in zip(copy, records, strict=True):
+        assert_same(got, want)

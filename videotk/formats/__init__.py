@@ -5,10 +5,11 @@ This package imports nothing else from videotk, nor Paddle or Dask.
 
 from .cache import Cache, ShardProblem, open_cache, verify_cache
 from .manifest import CacheError, read_errors, read_manifest
-from .schema import Column, kinetics_columns, youtube8m_columns
+from .schema import BinaryList, Column, kinetics_columns, youtube8m_columns
 from .shard import ShardInfo, open_shard_reader, open_shard_writer, shard_name
 
 __all__ = [
+    "BinaryList",
     "Cache",
     "CacheError",
     "Column",

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .schema import Column, parse_schema_json, schema_json
+from .schema import BinaryList, Column, parse_schema_json, schema_json
 from .shard import HashingFile, ShardReader, ShardWriter
 
 SCHEMA_KEY = b"videotk.schema"
@@ -115,9 +115,13 @@ def _python_values(array: pa.Array, type_: str) -> list:
         flat = array.values.to_numpy(zero_copy_only=False)
         return [flat[offsets[i] : offsets[i + 1]].copy() for i in range(len(array))]
     if type_ == "list<binary>":
-        offsets = array.offsets.to_numpy()
-        flat = array.values.to_pylist()
-        return [flat[offsets[i] : offsets[i + 1]] for i in range(len(array))]
+        lists = array.offsets.to_numpy()
+        items = array.values  # the binary child; its offsets index its (unsliced) data buffer
+        _, offsets_buffer, data_buffer = items.buffers()
+        offsets = np.frombuffer(offsets_buffer, np.int32)[items.offset : items.offset + len(items) + 1]
+        data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+        data.flags.writeable = False  # shared by every record of the row group
+        return [BinaryList(data, offsets[lists[i] : lists[i + 1] + 1]) for i in range(len(array))]
     return array.to_pylist()
 
 
