@@ -37,9 +37,10 @@ def test_every_model_has_a_seed_config_and_a_tiny_one():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("train.epoch=3", "unknown config key 'train.epoch': train has batch_size, epochs"),
+    ("train.epoch=3", "unknown config key 'train.epoch': train has batch_size, cpu_threads, epochs"),
     ("trainer.epochs=3", "unknown config key 'trainer.epochs'"),
     ("train.epochs=0", "config key train.epochs: 0 is not a positive integer"),
+    ("train.cpu_threads=0", "config key train.cpu_threads: 0 is not null or a positive integer"),
     ("optimizer.name=sgdx", "config key optimizer.name: 'sgdx' is not one of adam, rmsprop, momentum"),
     ("optimizer.learning_rate=-1", "config key optimizer.learning_rate"),
     ("train.epochs", "expected key=value"),

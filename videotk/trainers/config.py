@@ -92,6 +92,7 @@ def validate(config: dict) -> None:
     _require(config, "train.epochs", _positive_int, "a positive integer")
     _require(config, "train.batch_size", _positive_int, "a positive integer")
     _require(config, "train.num_workers", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0")
+    _require(config, "train.cpu_threads", lambda v: v is None or _positive_int(v), "null or a positive integer")
     _require(config, "train.seed", lambda v: isinstance(v, int), "an integer")
     _require(config, "train.log_every", _positive_int, "a positive integer")
     _require(config, "eval.batch_size", _positive_int, "a positive integer")

