@@ -38,7 +38,7 @@ def main() -> None:
         synth_kinetics(work / "raw", num_classes=4, clips_per_class=4, duration=10.0, width=340, height=256)
         decode_kinetics(work / "raw", work / "cache", workers=2)
         cache = str(work / "cache")
-        print("16 synthetic clips of 10 s at 340x256, 25 fps; one Paddle process, threads = cores")
+        print("16 synthetic clips of 10 s at 340x256, 25 fps; one Paddle process, threads = train.cpu_threads or cores")
         print(f"{'model':<10} {'size':<5} {'batch':>5} {'train/s':>8} {'load/s 0w':>10} {'load/s 2w':>10} {'ratio':>6}")
         for model in MODELS:
             for size, config in (("tiny", load_config(model, CONFIG_DIR / f"{model}_tiny.yaml")),

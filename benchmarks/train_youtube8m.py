@@ -27,7 +27,7 @@ def training_rate(config: dict, batches: list[dict], steps: int) -> float:
     from videotk.trainers.optim import build_optimizer, build_scheduler
     from videotk.trainers.tasks import make_task
 
-    _set_threads(0)
+    _set_threads({**config["train"], "num_workers": 0})  # the config's cpu_threads, else every core
     task, model = make_task(config), build_model(config)
     scheduler = build_scheduler(config["lr_scheduler"], config["optimizer"]["learning_rate"], config["train"]["batch_size"])
     optimizer = build_optimizer(config["optimizer"], model, scheduler)
@@ -71,7 +71,7 @@ def main() -> None:
         synth_youtube8m(work / "raw", num_files=4, videos_per_file=128, num_classes=20, min_frames=200, max_frames=300)
         convert_youtube8m(work / "raw", work / "cache", workers=1)
         cache = str(work / "cache")
-        print("512 synthetic videos of 200-300 frames; one Paddle process, threads = cores")
+        print("512 synthetic videos of 200-300 frames; one Paddle process, threads = train.cpu_threads or cores")
         print(f"{'model':<18} {'size':<5} {'batch':>5} {'train/s':>8} {'load/s 0w':>10} {'load/s 2w':>10} {'ratio':>6}")
         for model in MODELS:
             for size, config in (("tiny", load_config(model, CONFIG_DIR / f"{model}_tiny.yaml")),
