@@ -7,8 +7,9 @@ kinetics`` into a Parquet cache of JPEG frames (short side 256, ``-q:v 3``), and
 are written in the legacy layout: one pickle per clip holding ``(id, label, [JPEG bytes of every
 frame])``, with the highest pickle protocol (bytes stored as such: Python 3's protocol-2 pickles
 of bytes load several times slower, which would flatter videotk). Both then make training
-samples, in one process (the work of one DataLoader worker, OpenCV on one thread), page cache
-warm, best of ``--repeat`` rounds that run every method once:
+samples, in one process (the work of one DataLoader worker, OpenCV on one thread, glibc's malloc
+set as ``vtk train`` sets it), page cache warm, best of ``--repeat`` rounds that run every method
+once:
 
 - TSN 8x1: 8 segments of 1 frame at random offsets, 224 random crop, random flip, ImageNet
   normalisation, ``[8, 3, 224, 224]`` float32.
@@ -61,6 +62,7 @@ from videotk.pipelines.ffmpeg import jpeg_size
 from videotk.pipelines.kinetics import decode_kinetics
 from videotk.pipelines.synth_kinetics import synth_kinetics
 from videotk.trainers.kinetics_data import ClipSampler, KineticsClips, kinetics_loader
+from videotk.trainers.loop import keep_large_buffers
 
 CROP = 224
 SHORT_SIDE = 256
@@ -265,6 +267,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="runs per method; the best is reported")
     args = parser.parse_args()
     cv2.setNumThreads(1)
+    # glibc's allocator as vtk train sets it: without it every float32 sample above the dynamic
+    # mmap threshold is mapped, page-faulted and unmapped, and the figures depend on what ran before
+    keep_large_buffers()
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="vtk-kinetics-loader-"))
     try:
