@@ -175,7 +175,7 @@ class ParquetShardReader(ShardReader):
 
     def _group(self, group: int) -> dict[str, list]:
         if self._cached is None or self._cached[0] != group:
-            table = self._parquet.read_row_group(group)
+            table = self._parquet.read_row_group(group, use_threads=False)
             values = {c.name: _python_values(table.column(c.name).combine_chunks(), c.type) for c in self.columns}
             self._cached = (group, values)
         return self._cached[1]
