@@ -50,7 +50,7 @@ def held_out_top1(model, data, save_dir) -> list[float]:
 @pytest.mark.parametrize("model", ["tsn", "tsm", "stnet", "non_local"])
 def test_kinetics_models_learn_classes_that_look_different(tmp_path, own_look, model):
     top1 = held_out_top1(model, own_look, tmp_path)
-    # chance is 0.25; the 8-epoch schedule measured 0.78-0.98 here, the benchmark's 12 epochs 0.94-1.0
+    # chance is 0.25; the 8-epoch schedule measured 0.80-0.98 here, the benchmark's 12 epochs 0.91-1.0
     assert top1[-1] >= 0.65, str(top1)
 
 
