@@ -44,7 +44,7 @@ import cv2
 import numpy as np
 import paddle
 
-from ..formats import BinaryList, Cache, open_cache
+from ..formats import Cache, open_cache
 from .sharding import CacheDataset
 from .transforms import (
     center_crop,
@@ -185,10 +185,9 @@ def _jpeg_frames(record: dict, indices: np.ndarray) -> np.ndarray:
         raise ValueError(
             f"video {record.get('id')!r}: {len(jpegs)} JPEG frames, but num_frames is {record['num_frames']}"
         )
-    item = jpegs.view if isinstance(jpegs, BinaryList) else (lambda i: np.frombuffer(jpegs[i], np.uint8))
     out = np.empty((len(indices), height, width, 3), np.uint8)
     for target, index in zip(out, indices.tolist()):
-        image = cv2.imdecode(item(index), cv2.IMREAD_COLOR)
+        image = cv2.imdecode(np.frombuffer(jpegs[index], np.uint8), cv2.IMREAD_COLOR)
         if image is None or image.shape != target.shape:
             found = "not a JPEG" if image is None else f"{image.shape[1]}x{image.shape[0]}"
             raise ValueError(f"video {record.get('id')!r}: frame {index} is {found}, expected a {width}x{height} JPEG")
