@@ -49,7 +49,7 @@ def main() -> None:
                         help="config override applied to every model, e.g. optimizer.learning_rate=0.001")
     args = parser.parse_args()
 
-    from videotk.trainers.config import CONFIG_DIR, load_config
+    from videotk.trainers.config import load_config
     from videotk.trainers.loop import train
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="vtk-learn-"))
@@ -63,7 +63,7 @@ def main() -> None:
                 last = []
                 for seed in args.seeds:
                     overrides = [f"train.epochs={args.epochs}", f"train.seed={seed}", *args.override]
-                    config = load_config(model, CONFIG_DIR / f"{model}_tiny.yaml", overrides)
+                    config = load_config(model, f"{model}_tiny", overrides)
                     start = time.perf_counter()
                     result = train(config, train_cache, valid_shards=val_cache,
                                    save_dir=work / "runs" / name / f"{model}-seed{seed}")

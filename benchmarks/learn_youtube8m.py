@@ -28,7 +28,7 @@ def main() -> None:
 
     from videotk.pipelines.synth_youtube8m import synth_youtube8m
     from videotk.pipelines.youtube8m import convert_youtube8m
-    from videotk.trainers.config import CONFIG_DIR, load_config
+    from videotk.trainers.config import load_config
     from videotk.trainers.loop import train
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="vtk-learn-"))
@@ -38,7 +38,7 @@ def main() -> None:
         convert_youtube8m(files[4], work / "valid", workers=1)
         print(f"{4 * args.videos_per_file} training videos, {args.videos_per_file} held out, 20 classes")
         for model in MODELS:
-            config = load_config(model, CONFIG_DIR / f"{model}_tiny.yaml", [f"train.epochs={args.epochs}"])
+            config = load_config(model, f"{model}_tiny", [f"train.epochs={args.epochs}"])
             start = time.perf_counter()
             result = train(config, str(work / "train"), valid_shards=str(work / "valid"), save_dir=work / model)
             seconds = time.perf_counter() - start

@@ -30,7 +30,7 @@ def main() -> None:
 
     from videotk.pipelines.kinetics import decode_kinetics
     from videotk.pipelines.synth_kinetics import synth_kinetics
-    from videotk.trainers.config import CONFIG_DIR, load_config
+    from videotk.trainers.config import load_config
     from videotk.trainers.tasks import make_task
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="vtk-train-"))
@@ -41,7 +41,7 @@ def main() -> None:
         print("16 synthetic clips of 10 s at 340x256, 25 fps; one Paddle process, threads = train.cpu_threads or cores")
         print(f"{'model':<10} {'size':<5} {'batch':>5} {'train/s':>8} {'load/s 0w':>10} {'load/s 2w':>10} {'ratio':>6}")
         for model in MODELS:
-            for size, config in (("tiny", load_config(model, CONFIG_DIR / f"{model}_tiny.yaml")),
+            for size, config in (("tiny", load_config(model, f"{model}_tiny")),
                                  ("seed", load_config(model, None, [f"train.batch_size={args.seed_batch}"]))):
                 task = make_task(config)
                 loader = task.loader(cache, batch_size=config["train"]["batch_size"], num_workers=0, train=True)

@@ -64,7 +64,7 @@ def main() -> None:
 
     from videotk.pipelines.synth_youtube8m import synth_youtube8m
     from videotk.pipelines.youtube8m import convert_youtube8m
-    from videotk.trainers.config import CONFIG_DIR, load_config
+    from videotk.trainers.config import load_config
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="vtk-train-"))
     try:
@@ -74,7 +74,7 @@ def main() -> None:
         print("512 synthetic videos of 200-300 frames; one Paddle process, threads = train.cpu_threads or cores")
         print(f"{'model':<18} {'size':<5} {'batch':>5} {'train/s':>8} {'load/s 0w':>10} {'load/s 2w':>10} {'ratio':>6}")
         for model in MODELS:
-            for size, config in (("tiny", load_config(model, CONFIG_DIR / f"{model}_tiny.yaml")),
+            for size, config in (("tiny", load_config(model, f"{model}_tiny")),
                                  ("seed", load_config(model, None, [f"train.batch_size={args.seed_batch}"]))):
                 task_batches = list(itertools.islice(_loader(config, cache), 2))
                 train_rate = training_rate(config, task_batches, args.steps)

@@ -8,7 +8,7 @@ full benchmark over three seeds are in docs/benchmarks.md).
 
 import pytest
 
-from videotk.trainers.config import CONFIG_DIR, load_config
+from videotk.trainers.config import load_config
 from videotk.trainers.loop import train
 
 CLIPS_PER_CLASS = 80  # 240 training clips, 80 held out
@@ -41,7 +41,7 @@ def motion_pairs(tmp_path_factory):
 
 def held_out_top1(model, data, save_dir) -> list[float]:
     epochs, drop = SCHEDULES[model]
-    config = load_config(model, CONFIG_DIR / f"{model}_tiny.yaml",
+    config = load_config(model, f"{model}_tiny",
                          [f"train.epochs={epochs}", f"lr_scheduler.milestones=[{drop}]"])
     result = train(config, str(data / "train"), valid_shards=str(data / "val"), save_dir=save_dir)
     return [round(result["metrics"][epoch]["video_top1"], 3) for epoch in range(epochs)]

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from videotk.trainers.config import CONFIG_DIR, load_config
+from videotk.trainers.config import load_config
 from videotk.trainers.loop import evaluate, export, predict, predict_records, train
 
 KINETICS_MODELS = ["tsn", "tsm", "stnet", "non_local"]
@@ -23,7 +23,7 @@ def clips(tmp_path_factory):
 
 
 def tiny(model, *overrides):
-    return load_config(model, CONFIG_DIR / f"{model}_tiny.yaml", overrides)
+    return load_config(model, f"{model}_tiny", overrides)
 
 
 @pytest.mark.parametrize("model", KINETICS_MODELS)
@@ -71,7 +71,7 @@ def test_cli_predicts_on_mp4_files_and_reports_pretrained_weights(tmp_path, clip
     from videotk.cli.main import cli
 
     paddle.save(paddle.vision.models.resnet18(pretrained=False).state_dict(), str(tmp_path / "resnet18.pdparams"))
-    config = str(CONFIG_DIR / "tsn_tiny.yaml")
+    config = "tsn_tiny"
     run = CliRunner().invoke(cli, ["train", "tsn", "--shards", str(clips / "train"), "--config", config, "--epochs", "1",
                                    "-o", "model.base_width=64", "--pretrained", str(tmp_path / "resnet18.pdparams"),
                                    "--save-dir", str(tmp_path / "run"), "-q"])

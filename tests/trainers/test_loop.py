@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from videotk.cli.main import cli
 from videotk.models import list_models
-from videotk.trainers.config import CONFIG_DIR, ConfigError, load_config
+from videotk.trainers.config import ConfigError, load_config
 from videotk.trainers.loop import evaluate, export, predict, train
 
 YOUTUBE8M_MODELS = ["attention_cluster", "attention_lstm", "nextvlad"]
@@ -27,13 +27,13 @@ def yt8m_split(tmp_path_factory):
 
 
 def tiny(model, *overrides):
-    return load_config(model, CONFIG_DIR / f"{model}_tiny.yaml", overrides)
+    return load_config(model, f"{model}_tiny", overrides)
 
 
 def test_every_model_has_a_seed_config_and_a_tiny_one():
     for model in list_models():
         assert load_config(model)["model"]["name"] == model
-        assert load_config(model, CONFIG_DIR / f"{model}_tiny.yaml")["model"]["name"] == model
+        assert load_config(model, f"{model}_tiny")["model"]["name"] == model
 
 
 @pytest.mark.parametrize("override, message", [
@@ -55,7 +55,7 @@ def test_overrides_are_parsed_as_yaml_and_the_model_must_match():
     assert config["optimizer"]["grad_clip"] is None and config["model"]["cluster_size"] == 64
     assert config["data"]["dequantize"] is True
     with pytest.raises(ConfigError, match="is a config for 'nextvlad', not 'attention_lstm'"):
-        load_config("attention_lstm", CONFIG_DIR / "nextvlad.yaml")
+        load_config("attention_lstm", "nextvlad")
 
 
 def test_resume_continues_exactly_as_an_uninterrupted_run(tmp_path, yt8m_split):
@@ -104,7 +104,7 @@ def test_exported_model_predicts_the_same_scores(tmp_path, yt8m_split):
 
 def test_cli_train_eval_predict_export(tmp_path, yt8m_split):
     train_cache, valid_cache = yt8m_split
-    config = str(CONFIG_DIR / "attention_cluster_tiny.yaml")
+    config = "attention_cluster_tiny"
     run = CliRunner().invoke(cli, ["train", "attention_cluster", "--shards", str(train_cache), "--config", config,
                                    "--epochs", "1", "--save-dir", str(tmp_path / "run"), "-q"])
     assert run.exit_code == 0, run.output
@@ -131,7 +131,7 @@ def test_cli_train_eval_predict_export(tmp_path, yt8m_split):
 def test_cli_train_usage_errors(tmp_path, yt8m_split, args, message):
     train_cache, _ = yt8m_split
     result = CliRunner().invoke(cli, ["train", "attention_lstm", "--shards", str(train_cache), "--config",
-                                      str(CONFIG_DIR / "attention_lstm_tiny.yaml"), "--save-dir", str(tmp_path), *args])
+                                      "attention_lstm_tiny", "--save-dir", str(tmp_path), *args])
     assert result.exit_code == 2, result.output
     assert message in result.output
 

@@ -75,11 +75,11 @@ def demo(workdir, workers, quiet):
 def _train_eval_predict(root: Path, quiet: bool) -> None:
     import json
 
-    from ..trainers.config import CONFIG_DIR, load_config
+    from ..trainers.config import load_config
     from ..trainers.loop import evaluate, predict, train
     from .train import TrainProgress
 
-    config = load_config("attention_lstm", CONFIG_DIR / "attention_lstm_tiny.yaml", ["train.epochs=2"])
+    config = load_config("attention_lstm", "attention_lstm_tiny", ["train.epochs=2"])
     train_cache, valid_cache = str(root / "cache" / "yt8m"), str(root / "cache" / "yt8m-valid")
     _step("train attention_lstm (configs/attention_lstm_tiny.yaml, 2 epochs)")
     train(config, train_cache, save_dir=root / "runs" / "attention_lstm", callback=TrainProgress(quiet))
@@ -95,11 +95,11 @@ def _train_eval_predict(root: Path, quiet: bool) -> None:
 
 def _train_kinetics_and_predict_a_clip(root: Path, csv_path: Path, quiet: bool) -> None:
     from ..pipelines.ffmpeg import decode_clip
-    from ..trainers.config import CONFIG_DIR, load_config
+    from ..trainers.config import load_config
     from ..trainers.loop import predict_records, train
     from .train import TrainProgress
 
-    config = load_config("tsn", CONFIG_DIR / "tsn_tiny.yaml", ["train.epochs=2"])
+    config = load_config("tsn", "tsn_tiny", ["train.epochs=2"])
     _step("train tsn (configs/tsn_tiny.yaml, 2 epochs) on the Kinetics cache")
     train(config, str(root / "cache" / "kinetics"), save_dir=root / "runs" / "tsn", callback=TrainProgress(quiet))
     clip = next(p for p in sorted(csv_path.parent.rglob("*.mp4")) if p.stat().st_size > 20000)

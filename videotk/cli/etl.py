@@ -1,4 +1,4 @@
-"""``vtk convert``, ``vtk decode`` and ``vtk synth``: raw datasets (or synthetic ones) to caches."""
+"""``vtk convert`` and ``vtk decode``: raw datasets to caches."""
 
 from __future__ import annotations
 
@@ -88,65 +88,3 @@ def decode_kinetics(src, annotations, split, fps, short_side, codec, quality, vi
     _run_job(job, "clips", quiet, src=src, out=out, annotations=annotations, split=split, fps=fps, short_side=short_side,
              codec=codec, quality=quality, videos_per_shard=videos_per_shard, fmt=fmt,
              workers=workers, scheduler=scheduler, overwrite=overwrite)
-
-
-@click.group()
-def synth():
-    """Write small synthetic datasets in the real source formats (for trying things out and tests)."""
-
-
-@synth.command("youtube8m")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the tfrecords.")
-@click.option("--level", type=click.Choice(["frame", "video"]), default="frame", show_default=True)
-@click.option("--files", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--videos-per-file", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--classes", "num_classes", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--min-frames", type=click.IntRange(min=1), default=30, show_default=True)
-@click.option("--max-frames", type=click.IntRange(min=1), default=120, show_default=True)
-@click.option("--segments", is_flag=True, help="Add the 2019 segment fields.")
-@click.option("--prefix", default="train", show_default=True, help="File name prefix (train, validate, test).")
-@click.option("--seed", type=int, default=0, show_default=True)
-def synth_youtube8m(out, level, files, videos_per_file, num_classes, min_frames, max_frames, segments, prefix, seed):
-    """YouTube-8M tfrecords written by TensorFlow; features depend on the labels."""
-    from ..pipelines.synth_youtube8m import synth_youtube8m as make
-
-    if min_frames > max_frames:
-        raise click.BadParameter("--min-frames must not exceed --max-frames")
-    try:
-        paths = make(out, level=level, num_files=files, videos_per_file=videos_per_file, num_classes=num_classes,
-                     min_frames=min_frames, max_frames=max_frames, segments=segments, seed=seed, prefix=prefix)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
-    click.echo(f"wrote {len(paths)} {level}-level tfrecords ({files * videos_per_file} videos) to {out}")
-
-
-@synth.command("kinetics")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the clips and kinetics.csv.")
-@click.option("--classes", "num_classes", type=click.IntRange(min=2), default=4, show_default=True,
-              help="Each class is a shape of its own colour moving its own way.")
-@click.option("--motion-pairs", is_flag=True,
-              help="Instead, classes in pairs that look alike and differ only by the direction of motion.")
-@click.option("--clips-per-class", type=click.IntRange(min=1), default=6, show_default=True)
-@click.option("--duration", type=click.FloatRange(min=0.2), default=2.0, show_default=True, help="Seconds per clip.")
-@click.option("--fps", type=click.IntRange(min=1), default=25, show_default=True)
-@click.option("--size", default="320x240", show_default=True, metavar="WxH")
-@click.option("--missing", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Extra CSV rows whose clip is not written, as in real Kinetics.")
-@click.option("--bad", is_flag=True,
-              help="Also write broken clips (empty, not a video, audio only, truncated), listed in the CSV.")
-@click.option("--seed", type=int, default=0, show_default=True)
-def synth_kinetics(out, num_classes, motion_pairs, clips_per_class, duration, fps, size, missing, bad, seed):
-    """H.264 clips made with ffmpeg in the Kinetics layout, plus kinetics.csv."""
-    from ..pipelines.synth_kinetics import synth_kinetics as make
-
-    try:
-        width, height = (int(v) for v in size.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"--size {size!r}: expected WxH, e.g. 320x240") from None
-    try:
-        csv_path = make(out, num_classes=num_classes, clips_per_class=clips_per_class, duration=duration, fps=fps,
-                        width=width, height=height, missing=missing, bad=bad, motion_pairs=motion_pairs, seed=seed)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
-    extra = " (+ broken clips, listed in the CSV)" if bad else ""
-    click.echo(f"wrote {num_classes * clips_per_class} clips{extra} and {csv_path}")

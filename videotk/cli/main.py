@@ -10,7 +10,8 @@ import click
 from .. import __version__
 from .cache import inspect, verify
 from .demo import demo
-from .etl import convert, decode, synth
+from .etl import convert, decode
+from .synth import synth
 from .train import evaluate, export, models, predict, train
 
 

@@ -16,8 +16,9 @@ DEVICE = click.option("--device", type=click.Choice(["cpu", "gpu"]), default="cp
 def config_options(func):
     """``--config FILE`` and repeated ``-o key=value``."""
 
-    @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
-                  help="YAML config [default: configs/<model>.yaml, the seed's settings].")
+    @click.option("--config", "config_file", metavar="NAME|FILE", default=None,
+                  help="A bundled config's name (e.g. tsn_tiny; see `vtk models`) or a YAML file "
+                       "[default: the model's seed config].")
     @click.option("-o", "--override", "overrides", multiple=True, metavar="KEY=VALUE",
                   help="Override a config key, e.g. -o train.epochs=3 -o optimizer.learning_rate=0.01.")
     @functools.wraps(func)

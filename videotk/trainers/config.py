@@ -13,7 +13,7 @@ from typing import Iterable
 
 import yaml
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"  # shipped inside the package
 SECTIONS = ("model", "data", "train", "optimizer", "lr_scheduler", "eval")
 OPTIMIZERS = ("adam", "rmsprop", "momentum")
 SCHEDULERS = ("constant", "multistep", "step_examples")
@@ -23,21 +23,36 @@ class ConfigError(ValueError):
     """A config that cannot be used; the message names the file or key."""
 
 
-def config_path(model: str) -> Path:
-    """The default YAML of ``model`` in ``configs/``."""
-    from ..models import model_info
-
-    path = CONFIG_DIR / model_info(model)["config"]
-    if not path.is_file():
-        raise ConfigError(f"no default config for {model!r} at {path}; pass --config FILE")
-    return path
+def bundled_configs() -> list[str]:
+    """Names of the configs shipped with videotk (``tsn``, ``tsn_tiny``, ...), sorted."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 
 
-def load_config(model: str, path: str | Path | None = None, overrides: Iterable[str] = ()) -> dict:
-    """The resolved config of ``model``: YAML (default: ``configs/<model>.yaml``), overrides, validated."""
+def config_path(model: str, config: str | Path | None = None) -> Path:
+    """The YAML file ``config`` names: a path, or the name of a bundled config (``tsn_tiny``);
+    without it, the default config of ``model``."""
+    if config is None:
+        from ..models import model_info
+
+        path = CONFIG_DIR / model_info(model)["config"]
+        if not path.is_file():
+            raise ConfigError(f"no default config for {model!r} at {path}; pass --config FILE")
+        return path
+    path = Path(config)
+    if path.is_file():
+        return path
+    name = path.name[: -len(".yaml")] if path.name.endswith(".yaml") else path.name
+    if path.parent == Path(".") and (CONFIG_DIR / f"{name}.yaml").is_file():
+        return CONFIG_DIR / f"{name}.yaml"
+    raise ConfigError(f"--config {config}: no such file, nor a bundled config; bundled: {', '.join(bundled_configs())}")
+
+
+def load_config(model: str, config: str | Path | None = None, overrides: Iterable[str] = ()) -> dict:
+    """The resolved config of ``model``: the YAML ``config`` (a path or a bundled config's name;
+    default: the model's seed config), then ``overrides``, validated."""
     from ..models.registry import normalize_name
 
-    path = Path(path) if path else config_path(model)
+    path = config_path(model, config)
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
