@@ -5,7 +5,9 @@ import string
 import numpy as np
 import pytest
 import tensorflow as tf
+from click.testing import CliRunner
 
+from videotk.cli.main import cli
 from videotk.pipelines.synth_youtube8m import synth_youtube8m
 from videotk.pipelines.tfrecord import iter_records
 from videotk.formats.schema import dequantize_youtube8m as dequantize
@@ -83,10 +85,55 @@ def test_labels_are_recoverable_from_mean_features(tmp_path):
     assert np.mean(hits) > 0.9
 
 
+def test_active_classes_are_spread_over_the_label_space_and_shared_by_held_out_files(tmp_path):
+    space = dict(num_classes=3862, active_classes=16, min_frames=2, max_frames=4, seed=2)
+    train = parsed(synth_youtube8m(tmp_path, num_files=2, videos_per_file=40, **space), parse_frame_level)
+    held_out = parsed(synth_youtube8m(tmp_path, num_files=1, videos_per_file=40, prefix="validate", **space),
+                      parse_frame_level)
+    classes = {label for video in train for label in video["labels"]}
+    assert len(classes) == 16 and max(classes) - min(classes) > 3862 // 2
+    assert {label for video in held_out for label in video["labels"]} == classes
+    assert not {video["rgb"] for video in train} & {video["rgb"] for video in held_out}
+    other_seed = parsed(synth_youtube8m(tmp_path / "other", num_files=1, videos_per_file=40, **{**space, "seed": 3}),
+                        parse_frame_level)
+    assert {label for video in other_seed for label in video["labels"]} != classes
+
+
+def test_progress_counts_the_videos_written_in_the_child_process(tmp_path):
+    counts = []
+    synth_youtube8m(tmp_path, num_files=3, videos_per_file=5, min_frames=2, max_frames=3,
+                    progress=lambda done, total: counts.append((done, total)))
+    assert counts[-1] == (15, 15) and all(total == 15 for _, total in counts)
+    assert [done for done, _ in counts] == sorted(done for done, _ in counts) and len(counts) > 3
+
+
+def test_cli_draws_a_progress_bar_on_stderr_unless_quiet(tmp_path):
+    args = ["synth", "youtube8m", "--files", "2", "--videos-per-file", "2", "--min-frames", "2", "--max-frames", "3",
+            "--classes", "3862", "--active", "4"]
+    loud = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "loud")])
+    quiet = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "quiet"), "--quiet"])
+    assert loud.exit_code == quiet.exit_code == 0, loud.output + quiet.output
+    assert "videos:" in loud.stderr and not quiet.stderr
+    assert quiet.stdout == f"wrote 2 frame-level tfrecords (4 videos) to {tmp_path / 'quiet'}\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--classes", "10", "--active", "11"], "--active 11 exceeds --classes 10"),
+    (["--active", "0"], "--active"),
+    (["--min-frames", "9", "--max-frames", "8"], "--min-frames"),
+    (["--level", "video", "--segments"], "segments exist only"),
+])
+def test_cli_bad_arguments_are_usage_errors(tmp_path, args, message):
+    result = CliRunner().invoke(cli, ["synth", "youtube8m", "--out", str(tmp_path), *args])
+    assert result.exit_code == 2 and message in result.output
+    assert "Traceback" not in result.output and not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
         (dict(level="clip"), "level must be"),
+        (dict(num_classes=10, active_classes=11), "active_classes"),
         (dict(level="video", segments=True), "segments exist only"),
         (dict(min_frames=3, segments=True), "min_frames"),
         (dict(min_frames=50, max_frames=40), "min_frames"),

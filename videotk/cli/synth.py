@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from .options import ProgressBar
+
 
 @click.group()
 def synth():
@@ -15,23 +17,44 @@ def synth():
 @click.option("--level", type=click.Choice(["frame", "video"]), default="frame", show_default=True)
 @click.option("--files", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--videos-per-file", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--classes", "num_classes", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--classes", "num_classes", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Size of the label space: labels are class ids 0..CLASSES-1 (YouTube-8M has 3862).")
+@click.option("--active", "active_classes", type=click.IntRange(min=1), default=None,
+              help="Draw the labels from only this many class ids, spread over 0..CLASSES-1 and fixed by "
+                   "--seed  [default: all of them]")
 @click.option("--min-frames", type=click.IntRange(min=1), default=30, show_default=True)
 @click.option("--max-frames", type=click.IntRange(min=1), default=120, show_default=True)
 @click.option("--segments", is_flag=True, help="Add the 2019 segment fields.")
-@click.option("--prefix", default="train", show_default=True, help="File name prefix (train, validate, test).")
-@click.option("--seed", type=int, default=0, show_default=True)
-def synth_youtube8m(out, level, files, videos_per_file, num_classes, min_frames, max_frames, segments, prefix, seed):
-    """YouTube-8M tfrecords written by TensorFlow; features depend on the labels."""
+@click.option("--prefix", default="train", show_default=True,
+              help="File name prefix (train, validate, test); with the same --seed, another prefix gives other "
+                   "videos of the same classes.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Fixes the classes, their features and the videos.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def synth_youtube8m(out, level, files, videos_per_file, num_classes, active_classes, min_frames, max_frames, segments,
+                    prefix, seed, quiet):
+    """YouTube-8M tfrecords written by TensorFlow; features depend on the labels.
+
+    \b
+    A held-out split shares the training classes when it is made with the same --seed (and
+    --classes, --active) and another --prefix:
+      vtk synth youtube8m --out raw --classes 3862 --active 16 --files 8 --videos-per-file 128
+      vtk synth youtube8m --out raw --classes 3862 --active 16 --files 1 --prefix validate
+    """
     from ..pipelines.synth_youtube8m import synth_youtube8m as make
 
     if min_frames > max_frames:
         raise click.BadParameter("--min-frames must not exceed --max-frames")
+    if active_classes is not None and active_classes > num_classes:
+        raise click.BadParameter(f"--active {active_classes} exceeds --classes {num_classes}")
+    bar = ProgressBar("videos", "video", quiet)
     try:
         paths = make(out, level=level, num_files=files, videos_per_file=videos_per_file, num_classes=num_classes,
-                     min_frames=min_frames, max_frames=max_frames, segments=segments, seed=seed, prefix=prefix)
+                     active_classes=active_classes, min_frames=min_frames, max_frames=max_frames, segments=segments,
+                     seed=seed, prefix=prefix, progress=bar)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
+    finally:
+        bar.close()
     click.echo(f"wrote {len(paths)} {level}-level tfrecords ({files * videos_per_file} videos) to {out}")
 
 
@@ -50,18 +73,30 @@ def synth_youtube8m(out, level, files, videos_per_file, num_classes, min_frames,
 @click.option("--bad", is_flag=True,
               help="Also write broken clips (empty, not a video, audio only, truncated), listed in the CSV.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def synth_kinetics(out, num_classes, motion_pairs, clips_per_class, duration, fps, size, missing, bad, seed):
-    """H.264 clips made with ffmpeg in the Kinetics layout, plus kinetics.csv."""
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def synth_kinetics(out, num_classes, motion_pairs, clips_per_class, duration, fps, size, missing, bad, seed, quiet):
+    """H.264 clips made with ffmpeg in the Kinetics layout, plus kinetics.csv.
+
+    \b
+    The CSV's split column holds the held-out split: the last quarter of each class's clips is
+    'val', the rest 'train', so both share the classes. Decode them apart:
+      vtk decode kinetics --src DIR --annotations DIR/kinetics.csv --split train --out cache/train
+      vtk decode kinetics --src DIR --annotations DIR/kinetics.csv --split val --out cache/val
+    """
     from ..pipelines.synth_kinetics import synth_kinetics as make
 
     try:
         width, height = (int(v) for v in size.lower().split("x"))
     except ValueError:
         raise click.BadParameter(f"--size {size!r}: expected WxH, e.g. 320x240") from None
+    bar = ProgressBar("clips", "clip", quiet)
     try:
         csv_path = make(out, num_classes=num_classes, clips_per_class=clips_per_class, duration=duration, fps=fps,
-                        width=width, height=height, missing=missing, bad=bad, motion_pairs=motion_pairs, seed=seed)
+                        width=width, height=height, missing=missing, bad=bad, motion_pairs=motion_pairs, seed=seed,
+                        progress=bar)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
+    finally:
+        bar.close()
     extra = " (+ broken clips, listed in the CSV)" if bad else ""
     click.echo(f"wrote {num_classes * clips_per_class} clips{extra} and {csv_path}")

@@ -16,9 +16,10 @@ import csv
 import logging
 import os
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import ffmpeg
 import numpy as np
@@ -211,6 +212,7 @@ def synth_kinetics(
     bad: bool = False,
     motion_pairs: bool = False,
     seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Write a synthetic Kinetics dataset into ``out_dir`` and return the CSV's path.
 
@@ -222,6 +224,7 @@ def synth_kinetics(
     :func:`write_bad_clips` to the first class, listed in the CSV like the others.
     ``motion_pairs`` makes classes that differ only by the direction of motion
     (:func:`motion_classes`). The same ``seed`` gives the same files byte for byte.
+    ``progress(clips_written, total)`` is called after every clip.
     """
     if width % 2 or height % 2:
         raise ValueError(f"width and height must be even for yuv420p, got {width}x{height}")
@@ -241,7 +244,11 @@ def synth_kinetics(
 
     num_clips = num_classes * clips_per_class
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        list(pool.map(write, range(num_clips)))
+        futures = [pool.submit(write, index) for index in range(num_clips)]
+        for done, future in enumerate(as_completed(futures), 1):
+            future.result()
+            if progress is not None:
+                progress(done, num_clips)
     if bad:
         rows += [_row_of(classes[0].label, path) for path in write_bad_clips(out / classes[0].label, seed=seed).values()]
     csv_path = out / CSV_NAME

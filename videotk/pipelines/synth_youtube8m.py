@@ -1,10 +1,14 @@
 """Synthetic YouTube-8M tfrecords in the published schemas, with features that depend on labels.
 
-Each class has a fixed random prototype in rgb space [1024] and in audio space [128]. A video
-has 1-3 labels; every frame is the sum of its labels' prototypes plus Gaussian noise, quantized
-as YouTube-8M features are (the inverse of `x = q * 4/255 + 4/512 - 2`, clipped to 0..255).
-With segments, a segment scored 0.0 leaves its label's prototype out of its 5 frames, so the
-segment scores are learnable too.
+Each class in use has a fixed random prototype in rgb space [1024] and in audio space [128]. A
+video has 1-3 labels; every frame is the sum of its labels' prototypes plus Gaussian noise,
+quantized as YouTube-8M features are (the inverse of `x = q * 4/255 + 4/512 - 2`, clipped to
+0..255). With segments, a segment scored 0.0 leaves its label's prototype out of its 5 frames, so
+the segment scores are learnable too.
+
+The classes in use and their prototypes come from the seed alone; the videos from the seed and the
+file prefix. Files written with the same seed and another prefix are therefore new videos of the
+same classes: a held-out split.
 """
 
 from __future__ import annotations
@@ -12,10 +16,13 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import queue
 import string
-from concurrent.futures import ProcessPoolExecutor
+import zlib
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -31,6 +38,9 @@ PROTOTYPE_SCALE = 0.5
 NOISE_SCALE = 0.5
 ID_LENGTH = 4
 ID_ALPHABET = string.ascii_letters + string.digits
+POLL_SECONDS = 0.2
+
+_written = None  # in the writing child process: the queue that counts the videos written
 
 
 @dataclass
@@ -44,6 +54,23 @@ class _Video:
     segments: dict[str, np.ndarray] | None
 
 
+@dataclass(frozen=True)
+class _Spec:
+    """What to write: the arguments of `synth_youtube8m`, checked."""
+
+    out_dir: Path
+    level: str
+    num_files: int
+    videos_per_file: int
+    num_classes: int
+    active_classes: int
+    min_frames: int
+    max_frames: int
+    segments: bool
+    seed: int
+    prefix: str
+
+
 def synth_youtube8m(
     out_dir: str | os.PathLike,
     *,
@@ -51,11 +78,13 @@ def synth_youtube8m(
     num_files: int = 4,
     videos_per_file: int = 32,
     num_classes: int = 20,
+    active_classes: int | None = None,
     min_frames: int = 30,
     max_frames: int = 120,
     segments: bool = False,
     seed: int = 0,
     prefix: str = "train",
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[Path]:
     """Write `num_files` tfrecord files `{prefix}{index:04d}.tfrecord` into `out_dir`.
 
@@ -64,46 +93,95 @@ def synth_youtube8m(
     `level="video"` writes `tf.train.Example`s (`id`, `labels`, `mean_rgb` float[1024],
     `mean_audio` float[128], the mean of the dequantized frames). `segments=True` (frame level
     only) adds the 2019 context fields `segment_start_times`, `segment_end_times`,
-    `segment_labels` (int64) and `segment_scores` (float 0.0/1.0). Same arguments, same bytes;
-    the same seed gives the same videos at both levels. Returns the paths written, in order.
+    `segment_labels` (int64) and `segment_scores` (float 0.0/1.0).
+
+    Labels are class ids in 0..num_classes-1. `active_classes` (default: all) draws them from
+    only that many ids, spread at random over the whole range and fixed by `seed`, e.g. 16 of
+    YouTube-8M's 3862 classes. Same arguments, same bytes; the same seed gives the same videos
+    at both levels, and with another `prefix` other videos of the same classes (a held-out
+    split). `progress(videos_written, total)` is called as the files fill. Returns the paths
+    written, in order.
 
     TensorFlow runs in a child process: loaded before Paddle in one process, it makes Paddle's
     import crash, so the calling process never imports it.
     """
-    _check_arguments(level, num_classes, min_frames, max_frames, segments)
-    arguments = (out_dir, level, num_files, videos_per_file, num_classes, min_frames, max_frames, segments, seed, prefix)
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_write_files, *arguments).result()
+    active = num_classes if active_classes is None else active_classes
+    _check_arguments(level, num_classes, active, min_frames, max_frames, segments)
+    spec = _Spec(Path(out_dir), level, num_files, videos_per_file, num_classes, active, min_frames, max_frames,
+                 segments, seed, prefix)
+    context = multiprocessing.get_context("spawn")
+    written = context.Queue()
+    with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_count_into,
+                             initargs=(written,)) as pool:
+        future = pool.submit(_write_files, spec)
+        _follow(future, written, num_files * videos_per_file, progress)
+        return future.result()
 
 
-def _write_files(out_dir, level, num_files, videos_per_file, num_classes, min_frames, max_frames, segments, seed,
-                 prefix) -> list[Path]:
+def _count_into(written) -> None:
+    """In the child process: count every video written into the queue `written`."""
+    global _written
+    _written = written
+
+
+def _follow(future: Future, written, total: int, progress: Callable[[int, int], None] | None) -> None:
+    """Read the child's counts from `written` and pass them on to `progress` until all `total`
+    videos are counted or `future` is done with nothing left to read.
+
+    The queue is read even without `progress`, so the child never blocks on a full pipe.
+    """
+    done = 0
+    while done < total and not (future.done() and written.empty()):
+        try:
+            done += written.get(timeout=POLL_SECONDS)
+        except queue.Empty:
+            continue
+        if progress is not None:
+            progress(done, total)
+    if progress is not None and done < total and future.exception() is None:
+        progress(total, total)
+
+
+def _write_files(spec: _Spec) -> list[Path]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    rng = np.random.default_rng(seed)
-    prototypes = (
-        rng.normal(0.0, PROTOTYPE_SCALE, (num_classes, RGB_SIZE)),
-        rng.normal(0.0, PROTOTYPE_SCALE, (num_classes, AUDIO_SIZE)),
-    )
-    ids = _video_ids(rng, num_files * videos_per_file)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    classes = _classes(np.random.default_rng(spec.seed), spec.num_classes, spec.active_classes)
+    rng = np.random.default_rng([spec.seed, zlib.crc32(spec.prefix.encode())])
+    ids = _video_ids(rng, spec.num_files * spec.videos_per_file)
+    spec.out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for index in range(num_files):
-        path = out / f"{prefix}{index:04d}.tfrecord"
+    for index in range(spec.num_files):
+        path = spec.out_dir / f"{spec.prefix}{index:04d}.tfrecord"
         with tf.io.TFRecordWriter(str(path)) as writer:
-            for video_id in ids[index * videos_per_file : (index + 1) * videos_per_file]:
-                num_frames = int(rng.integers(min_frames, max_frames + 1))
-                video = _video(rng, video_id, num_frames, prototypes, segments)
-                writer.write(_serialize(tf, video, level))
+            for video_id in ids[index * spec.videos_per_file : (index + 1) * spec.videos_per_file]:
+                num_frames = int(rng.integers(spec.min_frames, spec.max_frames + 1))
+                writer.write(_serialize(tf, _video(rng, video_id, num_frames, classes, spec.segments), spec.level))
+                _written.put(1)
         paths.append(path)
-    logger.info("wrote %d synthetic %s-level files to %s", num_files, level, out)
+    logger.info("wrote %d synthetic %s-level files to %s", spec.num_files, spec.level, spec.out_dir)
     return paths
 
 
+@dataclass
+class _Classes:
+    """The classes in use: sorted ids [C] and their prototypes, rgb [C, 1024] and audio [C, 128]."""
+
+    ids: np.ndarray
+    rgb: np.ndarray
+    audio: np.ndarray
+
+
+def _classes(rng: np.random.Generator, num_classes: int, active: int) -> _Classes:
+    """`active` class ids out of `num_classes` (all of them when equal) and their prototypes."""
+    rgb = rng.normal(0.0, PROTOTYPE_SCALE, (active, RGB_SIZE))
+    audio = rng.normal(0.0, PROTOTYPE_SCALE, (active, AUDIO_SIZE))
+    ids = np.arange(num_classes) if active == num_classes else np.sort(rng.choice(num_classes, active, replace=False))
+    return _Classes(ids, rgb, audio)
+
+
 def _check_arguments(
-    level: str, num_classes: int, min_frames: int, max_frames: int, segments: bool
+    level: str, num_classes: int, active: int, min_frames: int, max_frames: int, segments: bool
 ) -> None:
     """Raise ValueError for arguments that cannot make a valid dataset."""
     if level not in ("frame", "video"):
@@ -112,6 +190,8 @@ def _check_arguments(
         raise ValueError("segments exist only in frame-level data; use level='frame'")
     if num_classes < 1:
         raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+    if not 1 <= active <= num_classes:
+        raise ValueError(f"active_classes must be in [1, num_classes = {num_classes}], got {active}")
     lowest = SEGMENT_SECONDS if segments else 1
     if not lowest <= min_frames <= max_frames:
         raise ValueError(
@@ -128,21 +208,16 @@ def _video_ids(rng: np.random.Generator, count: int) -> list[str]:
 
 
 def _video(
-    rng: np.random.Generator,
-    video_id: str,
-    num_frames: int,
-    prototypes: tuple[np.ndarray, np.ndarray],
-    with_segments: bool,
+    rng: np.random.Generator, video_id: str, num_frames: int, classes: _Classes, with_segments: bool
 ) -> _Video:
-    """A video of `num_frames` frames made from the (rgb [C, 1024], audio [C, 128]) prototypes."""
-    rgb_prototypes, audio_prototypes = prototypes
-    num_classes = len(rgb_prototypes)
-    count = int(rng.integers(1, min(MAX_LABELS, num_classes) + 1))
-    labels = np.sort(rng.choice(num_classes, size=count, replace=False))
+    """A video of `num_frames` frames with 1-3 of the `classes`, made from their prototypes."""
+    count = int(rng.integers(1, min(MAX_LABELS, len(classes.ids)) + 1))
+    chosen = np.sort(rng.choice(len(classes.ids), size=count, replace=False))
+    labels = classes.ids[chosen]
     presence = np.ones((num_frames, count))
     segments = _segments(rng, labels, num_frames, presence) if with_segments else None
-    rgb = _frame_codes(rng, presence, rgb_prototypes[labels])
-    audio = _frame_codes(rng, presence, audio_prototypes[labels])
+    rgb = _frame_codes(rng, presence, classes.rgb[chosen])
+    audio = _frame_codes(rng, presence, classes.audio[chosen])
     return _Video(video_id, labels, rgb, audio, segments)
 
 
