@@ -1,8 +1,11 @@
-"""Evaluation metrics in pure numpy: YouTube-8M Hit@1, PERR, GAP and mAP.
+"""Evaluation metrics in pure numpy, one module per task family; every evaluator follows
+:class:`~videotk.evaluators.base.Evaluator` (``update``, ``summary``, ``reset``).
 
 This package imports nothing else from videotk, nor Paddle.
 """
 
+from .base import Evaluator, MeanLoss
+from .kinetics import KineticsEvaluator
 from .youtube8m import (
     YouTube8MEvaluator,
     global_average_precision,
@@ -13,6 +16,9 @@ from .youtube8m import (
 )
 
 __all__ = [
+    "Evaluator",
+    "KineticsEvaluator",
+    "MeanLoss",
     "YouTube8MEvaluator",
     "global_average_precision",
     "hit_at_one",

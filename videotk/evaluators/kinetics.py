@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .base import MeanLoss
+
 TOP_K = (1, 5)
 
 
@@ -44,8 +46,7 @@ class KineticsEvaluator:
         self._labels: list[int] = []
         self._clip_hits = dict.fromkeys(TOP_K, 0)
         self._num_clips = 0
-        self._loss_sum = 0.0
-        self._loss_clips = 0
+        self._loss = MeanLoss()
 
     def update(
         self, scores: np.ndarray, labels: np.ndarray, video_index: np.ndarray, loss: float | None = None
@@ -61,8 +62,7 @@ class KineticsEvaluator:
         np.add.at(self._sums, rows, scores)
         np.add.at(self._counts, rows, 1)
         if loss is not None:
-            self._loss_sum += float(loss) * len(labels)
-            self._loss_clips += len(labels)
+            self._loss.add(loss, len(labels))
 
     def video_scores(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(video_index [V], mean scores [V, C], labels [V])`` of the videos seen, in the order
@@ -83,9 +83,7 @@ class KineticsEvaluator:
             out[f"video_top{k}"] = float(top_k_hits(scores, labels, k).mean()) if len(labels) else 0.0
         out["num_clips"] = self._num_clips
         out["num_videos"] = len(labels)
-        if self._loss_clips:
-            out["avg_loss"] = self._loss_sum / self._loss_clips
-        return out
+        return self._loss.into(out)
 
     def _checked(self, scores, labels, video_index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         scores = np.asarray(scores, np.float64)

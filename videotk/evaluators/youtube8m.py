@@ -26,6 +26,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .base import MeanLoss
+
 
 def multi_hot(label_lists: Sequence[Sequence[int]], num_classes: int) -> np.ndarray:
     """Labels ``[N]`` lists of class indices -> multi-hot ``[N, num_classes]`` float32 of 0/1."""
@@ -84,8 +86,7 @@ class YouTube8MEvaluator:
         self.num_examples = 0
         self._sum_hit_at_one = 0.0
         self._sum_perr = 0.0
-        self._sum_loss = 0.0
-        self._num_loss_examples = 0
+        self._loss = MeanLoss()
         self._class_positives: np.ndarray | None = None
         self._pool: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
@@ -114,8 +115,7 @@ class YouTube8MEvaluator:
         result = {"hit_at_one": hits / batch, "perr": perr / batch}
         if loss is not None:
             result["loss"] = float(np.mean(loss))
-            self._sum_loss += result["loss"] * batch
-            self._num_loss_examples += batch
+            self._loss.add(result["loss"], batch)
         return result
 
     def summary(self) -> dict:
@@ -130,9 +130,7 @@ class YouTube8MEvaluator:
             "map": _mean_class_average_precision(classes, scores, hits, self._class_positives),
             "num_examples": self.num_examples,
         }
-        if self._num_loss_examples:
-            result["avg_loss"] = self._sum_loss / self._num_loss_examples
-        return result
+        return self._loss.into(result)
 
 
 def _checked_top_k(top_k: int) -> int:
