@@ -61,8 +61,10 @@ from videotk.formats import open_cache
 from videotk.pipelines.ffmpeg import jpeg_size
 from videotk.pipelines.kinetics import decode_kinetics
 from videotk.pipelines.synth_kinetics import synth_kinetics
-from videotk.trainers.kinetics_data import ClipSampler, KineticsClips, kinetics_loader
-from videotk.trainers.loop import keep_large_buffers
+from videotk.trainers.clips import ClipSampler
+from videotk.trainers.loader import make_loader
+from videotk.trainers.runtime import keep_large_buffers
+from videotk.trainers.tasks.kinetics import KineticsClips
 
 CROP = 224
 SHORT_SIDE = 256
@@ -159,15 +161,19 @@ def pickles_with_videotk(paths: list[Path], sampler: ClipSampler, rng: np.random
     return len(paths)
 
 
+def clips(cache_path: Path, settings: dict, train: bool) -> KineticsClips:
+    return KineticsClips(open_cache(cache_path), ClipSampler(short_side=SHORT_SIDE, crop_size=CROP, **settings),
+                         train=train)
+
+
 def dataset_read(cache_path: Path, settings: dict, epoch: int) -> int:
-    dataset = KineticsClips(cache_path, train=True, short_side=SHORT_SIDE, crop_size=CROP, **settings)
+    dataset = clips(cache_path, settings, train=True)
     dataset.set_epoch(epoch)
     return sum(1 for _ in dataset)
 
 
 def loader_read(cache_path: Path, settings: dict, workers: int) -> int:
-    loader = kinetics_loader(cache_path, batch_size=BATCH, num_workers=workers, train=True, short_side=SHORT_SIDE,
-                             crop_size=CROP, **settings)
+    loader = make_loader(clips(cache_path, settings, train=True), batch_size=BATCH, num_workers=workers)
     return sum(batch["frames"].shape[0] for batch in loader)
 
 
@@ -235,7 +241,7 @@ def compare(name: str, settings: dict, cache: Path, pickles: list[Path], repeat:
     legacy_sample = legacy_tsn if settings["mode"] == "tsn" else legacy_nonlocal
     shuffled = list(pickles)
     sampler = ClipSampler(short_side=SHORT_SIDE, crop_size=CROP, **settings)
-    sample = next(iter(KineticsClips(cache, short_side=SHORT_SIDE, crop_size=CROP, **settings)))
+    sample = next(iter(clips(cache, settings, train=False)))
 
     def legacy(run: int) -> int:
         random.Random(run).shuffle(shuffled)

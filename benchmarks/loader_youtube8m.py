@@ -23,7 +23,7 @@ Prints samples/s of each and the ratios to the legacy reader (target: videotk >=
 Through the DataLoader, a batch of 32 x 300 frames is 44 MB of float32 that Paddle copies into a
 newly allocated tensor; glibc serves allocations above 32 MB with a fresh mmap each time, and the
 page faults make that copy ten times slower than the copy itself. ``vtk train`` raises glibc's
-thresholds (``videotk.trainers.loop.keep_large_buffers``); this script does the same before
+thresholds (``videotk.trainers.runtime.keep_large_buffers``); this script does the same before
 measuring, so the figures are what training gets. ``--plain-malloc`` measures without it.
 """
 
@@ -46,7 +46,8 @@ import paddle
 
 from videotk.formats import open_cache
 from videotk.pipelines.youtube8m import convert_youtube8m
-from videotk.trainers.youtube8m_data import YouTube8MFrames, youtube8m_loader
+from videotk.trainers.loader import make_loader
+from videotk.trainers.tasks.youtube8m import YouTube8MFrames
 
 NUM_CLASSES = 3862
 MAX_FRAMES = 300
@@ -132,12 +133,12 @@ def legacy_tensors(batch: list[tuple]) -> list[paddle.Tensor]:
 
 
 def dataset_read(cache_path: Path) -> int:
-    return sum(1 for _ in YouTube8MFrames(cache_path, num_classes=NUM_CLASSES, max_frames=MAX_FRAMES))
+    return sum(1 for _ in YouTube8MFrames(open_cache(cache_path), num_classes=NUM_CLASSES, max_frames=MAX_FRAMES))
 
 
 def loader_read(cache_path: Path, workers: int) -> int:
-    loader = youtube8m_loader(cache_path, batch_size=BATCH, num_workers=workers, num_classes=NUM_CLASSES,
-                              max_frames=MAX_FRAMES)
+    dataset = YouTube8MFrames(open_cache(cache_path), num_classes=NUM_CLASSES, max_frames=MAX_FRAMES)
+    loader = make_loader(dataset, batch_size=BATCH, num_workers=workers)
     return sum(batch["rgb"].shape[0] for batch in loader)
 
 
@@ -161,7 +162,7 @@ def main() -> None:
     parser.add_argument("--plain-malloc", action="store_true", help="keep glibc's default mmap thresholds")
     args = parser.parse_args()
     if not args.plain_malloc:
-        from videotk.trainers.loop import keep_large_buffers
+        from videotk.trainers.runtime import keep_large_buffers
 
         keep_large_buffers()
 

@@ -44,11 +44,11 @@ def main() -> None:
             for size, config in (("tiny", load_config(model, f"{model}_tiny")),
                                  ("seed", load_config(model, None, [f"train.batch_size={args.seed_batch}"]))):
                 task = make_task(config)
-                loader = task.loader(cache, batch_size=config["train"]["batch_size"], num_workers=0, train=True)
+                loader = task.loader(task.open(cache), batch_size=config.train.batch_size, num_workers=0, train=True)
                 batches = list(itertools.islice(loader, 2))
                 train_rate = training_rate(config, batches, args.steps)
                 load0, load2 = loader_rate(config, cache, 0, 4), loader_rate(config, cache, 2, 4)
-                print(f"{model:<10} {size:<5} {config['train']['batch_size']:>5} {train_rate:>8.2f} {load0:>10.1f} "
+                print(f"{model:<10} {size:<5} {config.train.batch_size:>5} {train_rate:>8.2f} {load0:>10.1f} "
                       f"{load2:>10.1f} {max(load0, load2) / train_rate:>5.1f}x")
     finally:
         if args.workdir is None:

@@ -21,34 +21,34 @@ from pathlib import Path
 MODELS = ("attention_cluster", "attention_lstm", "nextvlad")
 
 
-def training_rate(config: dict, batches: list[dict], steps: int) -> float:
+def training_rate(config, batches: list[dict], steps: int) -> float:
     """Samples/s of forward + backward + step over ``batches`` (cycled), after one warm-up step."""
-    from videotk.trainers.loop import _set_threads, build_model
-    from videotk.trainers.optim import build_optimizer, build_scheduler
+    from videotk.trainers import runtime
+    from videotk.trainers.loop import build_model
     from videotk.trainers.tasks import make_task
 
-    _set_threads({**config["train"], "num_workers": 0})  # the config's cpu_threads, else every core
+    runtime.set_threads(config.train.cpu_threads, 0)  # the config's cpu_threads, else every core
     task, model = make_task(config), build_model(config)
-    scheduler = build_scheduler(config["lr_scheduler"], config["optimizer"]["learning_rate"], config["train"]["batch_size"])
-    optimizer = build_optimizer(config["optimizer"], model, scheduler)
+    scheduler = config.lr_scheduler.build(config.optimizer.learning_rate, config.train.batch_size)
+    optimizer = config.optimizer.build(model, scheduler)
     model.train()
     samples, start = 0, None
     for index, batch in enumerate(itertools.islice(itertools.cycle(batches), steps + 1)):
         if index == 1:
             start = time.perf_counter()
-        inputs = task.inputs(batch)
-        loss = task.loss(model(*inputs), batch)
-        loss.backward()
+        step = task.step(model, batch)
+        step.loss.backward()
         optimizer.step()
         optimizer.clear_grad()
-        samples += int(inputs[0].shape[0]) if index else 0
+        samples += step.samples if index else 0
     return samples / (time.perf_counter() - start)
 
 
-def loader_rate(config: dict, cache: str, workers: int, batches: int) -> float:
+def loader_rate(config, cache: str, workers: int, batches: int) -> float:
     from videotk.trainers.tasks import make_task
 
-    loader = make_task(config).loader(cache, batch_size=config["train"]["batch_size"], num_workers=workers, train=True)
+    task = make_task(config)
+    loader = task.loader(task.open(cache), batch_size=config.train.batch_size, num_workers=workers, train=True)
     start, samples = time.perf_counter(), 0
     for batch in itertools.islice(loader, batches):
         samples += int(next(iter(batch.values())).shape[0])
@@ -80,17 +80,18 @@ def main() -> None:
                 train_rate = training_rate(config, task_batches, args.steps)
                 load0 = loader_rate(config, cache, 0, 8)
                 load2 = loader_rate(config, cache, 2, 8)
-                print(f"{model:<18} {size:<5} {config['train']['batch_size']:>5} {train_rate:>8.1f} {load0:>10.1f} "
+                print(f"{model:<18} {size:<5} {config.train.batch_size:>5} {train_rate:>8.1f} {load0:>10.1f} "
                       f"{load2:>10.1f} {max(load0, load2) / train_rate:>5.1f}x")
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _loader(config: dict, cache: str):
+def _loader(config, cache: str):
     from videotk.trainers.tasks import make_task
 
-    return make_task(config).loader(cache, batch_size=config["train"]["batch_size"], num_workers=0, train=True)
+    task = make_task(config)
+    return task.loader(task.open(cache), batch_size=config.train.batch_size, num_workers=0, train=True)
 
 
 if __name__ == "__main__":

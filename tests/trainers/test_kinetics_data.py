@@ -11,22 +11,24 @@ import pytest
 from PIL import Image
 
 from videotk.evaluators.kinetics import KineticsEvaluator
-from videotk.formats import youtube8m_columns
+from videotk.formats import open_cache, youtube8m_columns
 from videotk.formats.manifest import write_manifest
 from videotk.formats.schema import columns_to_json
 from videotk.pipelines.kinetics import decode_kinetics
 from videotk.trainers import transforms
-from videotk.trainers.kinetics_data import (
+from videotk.trainers.clips import (
     ClipSampler,
-    KineticsClips,
     decode_frames,
     dense_indices,
-    kinetics_loader,
     segment_indices,
     spread_start,
     views_from_record,
 )
+from videotk.trainers.config import load_config
+from videotk.trainers.loader import SampleFailure, make_loader
 from videotk.trainers.sharding import ReaderSlot
+from videotk.trainers.tasks import CacheKindError, make_task
+from videotk.trainers.tasks.kinetics import KineticsClips
 
 SHORT_SIDE = 128  # the caches' short side; frames are 128 x 170, 25 per video
 CROP = 112
@@ -51,8 +53,14 @@ def caches(kinetics_src, tmp_path_factory) -> dict:
     return {"jpeg": root / "jpeg", "raw": root / "raw"}
 
 
+DATASET_KEYS = ("train", "shuffle_buffer", "seed", "rank", "world_size", "even")
+
+
 def clips(path, **kwargs) -> KineticsClips:
-    return KineticsClips(path, **{"short_side": SHORT_SIDE, "crop_size": CROP, **kwargs})
+    """A dataset of the cache at ``path``: ``kwargs`` are KineticsClips and ClipSampler arguments."""
+    dataset = {key: kwargs.pop(key) for key in DATASET_KEYS if key in kwargs}
+    sampler = ClipSampler(**{"short_side": SHORT_SIDE, "crop_size": CROP, **kwargs})
+    return KineticsClips(open_cache(path), sampler, **dataset)
 
 
 def samples_of(dataset) -> list[dict]:
@@ -171,14 +179,14 @@ def test_only_distinct_wanted_jpegs_are_decoded(monkeypatch):
 
 
 def test_jpeg_frames_decode_as_pillow_does(caches):
-    record = KineticsClips(caches["jpeg"]).cache[3]
+    record = open_cache(caches["jpeg"])[3]
     frames = decode_frames(record, [0, 24])
     for frame, jpeg in zip(frames, (record["frames"][0], record["frames"][24])):
         np.testing.assert_array_equal(frame, np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB")))
 
 
 def test_raw_frames_are_slices_of_the_buffer(caches):
-    record = KineticsClips(caches["raw"]).cache[3]
+    record = open_cache(caches["raw"])[3]
     video = np.frombuffer(record["frames"], np.uint8).reshape(25, SHORT_SIDE, 170, 3)
     np.testing.assert_array_equal(decode_frames(record, [4, 9]), video[[4, 9]])
 
@@ -204,8 +212,9 @@ def test_bad_records_name_the_video():
 def test_other_cache_kinds_are_refused(tmp_path):
     columns = columns_to_json(youtube8m_columns("frame"))
     write_manifest(tmp_path, {"kind": "youtube8m-frame", "format": "parquet", "columns": columns, "shards": []})
-    with pytest.raises(ValueError, match=r"kind 'youtube8m-frame'.*'kinetics' cache.*vtk decode kinetics") as info:
-        KineticsClips(tmp_path)
+    task = make_task(load_config("tsn", "tsn_tiny"))
+    with pytest.raises(CacheKindError, match=r"'youtube8m-frame' cache.*'kinetics' caches.*vtk decode kinetics") as info:
+        task.open(tmp_path)
     assert str(tmp_path) in str(info.value)
 
 
@@ -339,14 +348,14 @@ def test_frames_of_the_cache_size_are_not_resized(caches, monkeypatch):
 
     monkeypatch.setattr(transforms, "resize", refuse)
     assert len(samples_of(clips(caches["jpeg"], mode="tsn", seg_num=2))) == 8
-    with pytest.raises(AssertionError, match="resized"):
-        next(iter(KineticsClips(caches["jpeg"], short_side=144, crop_size=CROP)))
+    failure = next(iter(clips(caches["jpeg"], short_side=144)))
+    assert isinstance(failure, SampleFailure) and "AssertionError: resized" in failure.message
 
 
 def test_loader_batches_with_two_worker_processes(caches):
-    loader = kinetics_loader(caches["jpeg"], batch_size=3, num_workers=2, mode="tsn", seg_num=2, short_side=SHORT_SIDE,
-                             crop_size=CROP, test_views="3crop")
+    loader = make_loader(clips(caches["jpeg"], mode="tsn", seg_num=2, test_views="3crop"), batch_size=3, num_workers=2)
     batches = [batch for batch in loader]
+    assert len(batches) == loader.steps == 8  # two workers of 4 videos x 3 views: 12 samples, 4 batches each
     first = batches[0]
     assert first["frames"].shape == [3, 2, 3, CROP, CROP] and first["frames"].dtype == paddle.float32
     assert first["label"].dtype == first["index"].dtype == first["view"].dtype == paddle.int64
@@ -356,8 +365,6 @@ def test_loader_batches_with_two_worker_processes(caches):
 
 @pytest.mark.parametrize("flip", [True, False])
 def test_training_flip_can_be_turned_off(flip):
-    from videotk.trainers.kinetics_data import ClipSampler
-
     ramp = np.tile(np.linspace(0, 255, 48).astype(np.uint8)[None, None, :, None], (6, 32, 1, 3))  # [T, H, W, 3]
     record = {"num_frames": 6, "height": 32, "width": 48, "frames": ramp.tobytes()}
     sampler = ClipSampler(mode="tsn", seg_num=3, seglen=1, short_side=None, crop_size=32, flip=flip)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from videotk.trainers.config import load_config
-from videotk.trainers.loop import evaluate, export, predict, predict_records, train
+from videotk.trainers.loop import evaluate, export, predict, predict_files, train
 
 KINETICS_MODELS = ["tsn", "tsm", "stnet", "non_local"]
 
@@ -58,10 +58,11 @@ def test_multi_view_prediction_from_checkpoint_export_and_raw_video(tmp_path, cl
     from videotk.formats import open_cache
 
     record = open_cache(clips / "val")[0]
-    [from_record] = predict_records(config, checkpoint, [record], top_k=2)
+    [video] = (clips / "raw").rglob(f"{record['id']}.mp4")
+    [(path, from_file)] = predict_files(config, checkpoint, [str(video)], top_k=2, options={"fps": 12.5})
     first = next(x for x in a if x["id"] == record["id"])
-    assert from_record["classes"] == first["classes"]
-    np.testing.assert_allclose(from_record["scores"], first["scores"], atol=1e-5)
+    assert path == str(video) and from_file["classes"] == first["classes"]
+    np.testing.assert_allclose(from_file["scores"], first["scores"], atol=1e-5)
 
 
 def test_cli_predicts_on_mp4_files_and_reports_pretrained_weights(tmp_path, clips):

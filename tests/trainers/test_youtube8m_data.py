@@ -1,4 +1,4 @@
-"""YouTube8MFrames and youtube8m_loader on real Parquet and HDF5 caches of synthetic tfrecords."""
+"""YouTube8MFrames and its loader on real Parquet and HDF5 caches of synthetic tfrecords."""
 
 import os
 from collections import Counter
@@ -10,14 +10,11 @@ import pytest
 
 from videotk.formats import open_cache
 from videotk.pipelines.youtube8m import convert_youtube8m
+from videotk.trainers.config import load_config
+from videotk.trainers.loader import SampleFailure, make_loader
 from videotk.trainers.sharding import ReaderSlot, reading_plan
-from videotk.trainers.youtube8m_data import (
-    YouTube8MFrames,
-    dequantize,
-    multi_hot,
-    sampled_frames,
-    youtube8m_loader,
-)
+from videotk.trainers.tasks import CacheKindError, make_task
+from videotk.trainers.tasks.youtube8m import YouTube8MFrames, dequantize, multi_hot, sampled_frames
 
 NUM_CLASSES = 12
 MAX_FRAMES = 20
@@ -32,7 +29,7 @@ def caches(tmp_path_factory) -> dict:
 
     root = tmp_path_factory.mktemp("yt8m-data")
     synth_youtube8m(root / "src", num_files=8, videos_per_file=4, num_classes=NUM_CLASSES, min_frames=2,
-                    max_frames=40, seed=11)
+                    max_frames=40, seed=12)
     convert_youtube8m(root / "src", root / "many", workers=1)
     convert_youtube8m(str(root / "src" / "train000[01].tfrecord"), root / "few", workers=1)
     convert_youtube8m(root / "src", root / "hdf5", fmt="hdf5", workers=1)
@@ -40,7 +37,7 @@ def caches(tmp_path_factory) -> dict:
 
 
 def frames_dataset(path, **kwargs) -> YouTube8MFrames:
-    return YouTube8MFrames(path, num_classes=NUM_CLASSES, max_frames=MAX_FRAMES, **kwargs)
+    return YouTube8MFrames(open_cache(path), num_classes=NUM_CLASSES, max_frames=MAX_FRAMES, **kwargs)
 
 
 def indices_read_by(dataset: YouTube8MFrames, slot: ReaderSlot, monkeypatch) -> list[int]:
@@ -182,8 +179,9 @@ def test_labels_are_multi_hot(caches):
 def test_label_out_of_range_names_the_video(caches):
     record = open_cache(caches["many"])[0]
     too_few = int(record["labels"].max())
-    with pytest.raises(ValueError, match=f"video '{record['id']}'.*num_classes"):
-        next(iter(YouTube8MFrames(caches["many"], num_classes=too_few)))
+    failure = next(iter(YouTube8MFrames(open_cache(caches["many"]), num_classes=too_few)))
+    assert isinstance(failure, SampleFailure)
+    assert f"record 0 (id '{record['id']}')" in failure.message and "model.num_classes" in failure.message
     with pytest.raises(ValueError, match="'v1'"):
         multi_hot(np.array([-1], np.int32), 5, "v1")
 
@@ -197,15 +195,16 @@ def test_hdf5_gives_the_same_samples(caches):
 
 def test_video_level_cache_is_refused(yt8m_video_src, tmp_path):
     convert_youtube8m(yt8m_video_src, tmp_path / "video", workers=1)
-    with pytest.raises(ValueError, match=r"video.*'youtube8m-video'.*video-level.*--level frame") as info:
-        YouTube8MFrames(tmp_path / "video")
+    task = make_task(load_config("attention_lstm", "attention_lstm_tiny"))
+    with pytest.raises(CacheKindError, match=r"'youtube8m-video' cache.*'youtube8m-frame'.*--level frame") as info:
+        task.open(tmp_path / "video")
     assert str(tmp_path / "video") in str(info.value)
 
 
 def test_loader_batches_with_two_worker_processes(caches):
-    loader = youtube8m_loader(caches["few"], batch_size=3, num_workers=2, train=True, num_classes=NUM_CLASSES,
-                              max_frames=MAX_FRAMES, shuffle_buffer=4)
+    loader = make_loader(frames_dataset(caches["few"], train=True, shuffle_buffer=4), batch_size=3, num_workers=2)
     batches = [batch for batch in loader]
+    assert len(batches) == loader.steps == 4  # two workers of 4 videos each: 3 + 1, 3 + 1
     first = batches[0]
     assert first["rgb"].shape == [3, MAX_FRAMES, 1024] and first["audio"].shape == [3, MAX_FRAMES, 128]
     assert first["mask"].shape == [3, MAX_FRAMES] and first["labels"].shape == [3, NUM_CLASSES]
@@ -231,7 +230,7 @@ class _WithProcess(YouTube8MFrames):
 
 
 def test_dataloader_workers_are_separate_processes(caches):
-    dataset = _WithProcess(caches["many"], num_classes=NUM_CLASSES, max_frames=MAX_FRAMES)
+    dataset = _WithProcess(open_cache(caches["many"]), num_classes=NUM_CLASSES, max_frames=MAX_FRAMES)
     loader = paddle.io.DataLoader(dataset, batch_size=4, num_workers=2)
     pids, indices = set(), []
     for batch in loader:

@@ -81,8 +81,8 @@ def _train_eval_predict(root: Path, quiet: bool) -> None:
 
     config = load_config("attention_lstm", "attention_lstm_tiny", ["train.epochs=2"])
     train_cache, valid_cache = str(root / "cache" / "yt8m"), str(root / "cache" / "yt8m-valid")
-    _step("train attention_lstm (configs/attention_lstm_tiny.yaml, 2 epochs)")
-    train(config, train_cache, save_dir=root / "runs" / "attention_lstm", callback=TrainProgress(quiet))
+    _step("train attention_lstm (config attention_lstm_tiny, 2 epochs)")
+    train(config, train_cache, save_dir=root / "runs" / "attention_lstm", overwrite=True, callback=TrainProgress(quiet))
     checkpoint = root / "runs" / "attention_lstm" / "epoch_001"
     _step("eval on the held-out videos")
     click.echo(json.dumps(evaluate(config, valid_cache, checkpoint), indent=2))
@@ -94,16 +94,16 @@ def _train_eval_predict(root: Path, quiet: bool) -> None:
 
 
 def _train_kinetics_and_predict_a_clip(root: Path, csv_path: Path, quiet: bool) -> None:
-    from ..pipelines.ffmpeg import decode_clip
     from ..trainers.config import load_config
-    from ..trainers.loop import predict_records, train
+    from ..trainers.loop import predict_files, train
     from .train import TrainProgress
 
     config = load_config("tsn", "tsn_tiny", ["train.epochs=2"])
-    _step("train tsn (configs/tsn_tiny.yaml, 2 epochs) on the Kinetics cache")
-    train(config, str(root / "cache" / "kinetics"), save_dir=root / "runs" / "tsn", callback=TrainProgress(quiet))
+    _step("train tsn (config tsn_tiny, 2 epochs) on the Kinetics cache")
+    train(config, str(root / "cache" / "kinetics"), save_dir=root / "runs" / "tsn", overwrite=True,
+          callback=TrainProgress(quiet))
     clip = next(p for p in sorted(csv_path.parent.rglob("*.mp4")) if p.stat().st_size > 20000)
     _step(f"predict on {clip.relative_to(csv_path.parent)}")
-    [result] = predict_records(config, root / "runs" / "tsn" / "epoch_001", [decode_clip(clip, short_side=64)], top_k=2)
+    [(_, result)] = predict_files(config, root / "runs" / "tsn" / "epoch_001", [str(clip)], top_k=2)
     click.echo(", ".join(f"{name} {score:.3f}" for name, score in zip(result["names"], result["scores"]))
                + f"  (the clip shows: {clip.parent.name}; 2 epochs on 16 clips is a first guess)")

@@ -12,7 +12,7 @@ from .cache import inspect, verify
 from .demo import demo
 from .etl import convert, decode
 from .synth import synth
-from .train import evaluate, export, models, predict, train
+from .train import evaluate, export, models, plot, predict, train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,7 +33,7 @@ def cli(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-for command in (convert, decode, synth, inspect, verify, models, train, evaluate, predict, export, demo):
+for command in (convert, decode, synth, inspect, verify, models, train, evaluate, predict, export, plot, demo):
     cli.add_command(command)
 
 

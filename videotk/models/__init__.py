@@ -5,9 +5,10 @@ Importing a family's module registers its models; every family is imported here.
 
 from . import attention_cluster, attention_lstm, nextvlad, non_local, stnet, tsm, tsn
 from .pretrained import load_pretrained
-from .registry import create_model, list_models, model_info, register_model
+from .registry import create_model, list_models, model_class, model_info, register_model
 
-__all__ = ["count_parameters", "create_model", "list_models", "load_pretrained", "model_info", "register_model"]
+__all__ = ["count_parameters", "create_model", "list_models", "load_pretrained", "model_class", "model_info",
+           "register_model"]
 
 
 def count_parameters(model) -> int:

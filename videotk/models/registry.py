@@ -8,6 +8,7 @@ from Paddle; the model modules do.
 from __future__ import annotations
 
 import difflib
+import typing
 from typing import Any, Callable
 
 _MODELS: dict[str, dict[str, Any]] = {}
@@ -26,7 +27,8 @@ def normalize_name(name: str) -> str:
 
 
 def register_model(name: str, *, task: str, inputs: str, config: str | None = None) -> Callable:
-    """Decorator that registers a builder ``fn(**kwargs) -> paddle.nn.Layer`` under ``name``.
+    """Decorator that registers a builder ``fn(**kwargs) -> ModelClass`` under ``name``; the return
+    annotation names the class whose keyword-only ``__init__`` arguments a config may set.
 
     ``task`` says what the model does and on which data, ``inputs`` describes in one line what
     ``forward`` takes, and ``config`` is the file name of its default YAML (``<name>.yaml`` if not given).
@@ -55,6 +57,16 @@ def _entry(name: str) -> dict[str, Any]:
 def create_model(name: str, **kwargs: Any):
     """Build the model registered as ``name`` with keyword arguments ``kwargs`` (defaults: the seed's)."""
     return _entry(name)["builder"](**kwargs)
+
+
+def model_class(name: str) -> type:
+    """The class the builder of ``name`` returns (its return annotation). Its keyword arguments are
+    the keys of a config's ``model`` section."""
+    builder = _entry(name)["builder"]
+    cls = typing.get_type_hints(builder).get("return")
+    if not isinstance(cls, type):
+        raise TypeError(f"the builder of {name!r} needs a return annotation naming its model class")
+    return cls
 
 
 def list_models() -> list[str]:

@@ -1,26 +1,101 @@
-"""Training configuration: the model's YAML, then ``-o key=value`` overrides, then one validation step.
+"""Training configuration: the model's YAML, then ``-o key=value`` overrides, then one parse.
 
-A config has six sections: ``model`` (``name`` and the model's keyword arguments), ``data``
-(``task`` and the dataset's keyword arguments), ``train``, ``optimizer``, ``lr_scheduler`` and
-``eval``. Every key a run may use is in the YAML, so an override of a key the YAML does not have is
-an error naming it.
+A config file has six sections:
+
+- ``model``: ``name`` and the model's keyword arguments, checked against its signature;
+- ``data``: ``task`` (a registered task family, see :mod:`videotk.trainers.tasks`) and that
+  task's data settings;
+- ``train``: :class:`TrainSettings`;
+- ``optimizer`` and ``lr_scheduler``: ``name`` and that optimizer's or schedule's settings
+  (:mod:`videotk.trainers.optim`);
+- ``eval``: the task's evaluation settings (:class:`EvalSettings` or a subclass).
+
+:func:`load_config` returns a :class:`Config` in which every section has been turned into typed
+values once; nothing downstream reads raw keys. An unknown key, a value of the wrong type, shape or
+range, and keys of two sections that contradict each other (``model.seg_num`` against
+``data.seg_num``) are errors naming the key. Configs saved next to checkpoints (``config.yaml``)
+are the resolved config and load the same way.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import yaml
 
+from .settings import ConfigError, Count, PositiveInt, as_plain, parse_arguments, parse_settings
+
+__all__ = ["CONFIG_DIR", "Config", "ConfigError", "EvalSettings", "ModelSettings", "TrainSettings",
+           "bundled_configs", "config_path", "dump", "load_config"]
+
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"  # shipped inside the package
 SECTIONS = ("model", "data", "train", "optimizer", "lr_scheduler", "eval")
-OPTIMIZERS = ("adam", "rmsprop", "momentum")
-SCHEDULERS = ("constant", "multistep", "step_examples")
 
 
-class ConfigError(ValueError):
-    """A config that cannot be used; the message names the file or key."""
+@dataclass(frozen=True)
+class TrainSettings:
+    """The ``train`` section.
+
+    ``cpu_threads``: Paddle's CPU threads; None gives it the cores the DataLoader workers leave.
+    ``keep_last``: keep only the newest N epoch checkpoints (None keeps all).
+    """
+
+    epochs: PositiveInt
+    batch_size: PositiveInt
+    num_workers: Count = 0
+    cpu_threads: PositiveInt | None = None
+    seed: int = 0
+    log_every: PositiveInt = 20
+    keep_last: PositiveInt | None = None
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """The ``eval`` section shared by every task; a task may add keys in a subclass."""
+
+    batch_size: PositiveInt = 16
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The ``model`` section: the registered model ``name`` and its keyword ``arguments``."""
+
+    name: str
+    arguments: dict = field(default_factory=dict)
+
+    def __getitem__(self, key: str):
+        return self.arguments[key]
+
+    def get(self, key: str, default=None):
+        return self.arguments.get(key, default)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A resolved config: every section parsed into typed settings."""
+
+    model: ModelSettings
+    task: str
+    data: Any
+    train: TrainSettings
+    optimizer: Any
+    lr_scheduler: Any
+    eval: Any
+
+    def to_dict(self) -> dict:
+        """The resolved config as plain YAML data, in the layout of the config files."""
+        from .optim import schedule_name, optimizer_name
+
+        return {
+            "model": {"name": self.model.name, **as_plain(self.model.arguments)},
+            "data": {"task": self.task, **as_plain(self.data)},
+            "train": as_plain(self.train),
+            "optimizer": {"name": optimizer_name(self.optimizer), **as_plain(self.optimizer)},
+            "lr_scheduler": {"name": schedule_name(self.lr_scheduler), **as_plain(self.lr_scheduler)},
+            "eval": as_plain(self.eval),
+        }
 
 
 def bundled_configs() -> list[str]:
@@ -47,76 +122,100 @@ def config_path(model: str, config: str | Path | None = None) -> Path:
     raise ConfigError(f"--config {config}: no such file, nor a bundled config; bundled: {', '.join(bundled_configs())}")
 
 
-def load_config(model: str, config: str | Path | None = None, overrides: Iterable[str] = ()) -> dict:
+def load_config(model: str, config: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
     """The resolved config of ``model``: the YAML ``config`` (a path or a bundled config's name;
-    default: the model's seed config), then ``overrides``, validated."""
+    default: the model's seed config), then ``overrides`` (``section.key=value``), parsed."""
+    path = config_path(model, config)
+    raw = read_yaml(path)
     from ..models.registry import normalize_name
 
-    path = config_path(model, config)
-    try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read config ({exc})") from exc
-    if not isinstance(config, dict) or any(not isinstance(config.get(s), dict) for s in SECTIONS):
-        raise ConfigError(f"{path}: a config needs the sections {', '.join(SECTIONS)}")
-    if normalize_name(str(config["model"].get("name", ""))) != normalize_name(model):
-        raise ConfigError(f"{path} is a config for {config['model'].get('name')!r}, not {model!r}")
+    if normalize_name(str(raw["model"].get("name", ""))) != normalize_name(model):
+        raise ConfigError(f"{path} is a config for {raw['model'].get('name')!r}, not {model!r}")
     for item in overrides:
-        apply_override(config, item)
-    validate(config)
-    return config
+        apply_override(raw, item)
+    return parse_config(raw)
 
 
-def apply_override(config: dict, item: str) -> None:
-    """Set ``section.key=value`` (value parsed as YAML) in place; unknown keys are errors."""
+def read_yaml(path: Path) -> dict:
+    """The sections of the YAML file ``path``; ConfigError when it is no config."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc})") from exc
+    if not isinstance(raw, dict) or any(not isinstance(raw.get(s), dict) for s in SECTIONS):
+        raise ConfigError(f"{path}: a config needs the sections {', '.join(SECTIONS)}")
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown section {unknown[0]!r}; a config has {', '.join(SECTIONS)}")
+    return raw
+
+
+def apply_override(raw: dict, item: str) -> None:
+    """Set ``section.key=value`` (value parsed as YAML) in the raw config, in place.
+
+    The section must exist; whether the key does is checked when the config is parsed, so a key a
+    config file leaves at its default can be set too.
+    """
     key, sep, text = item.partition("=")
-    if not sep or not key:
-        raise ConfigError(f"override {item!r}: expected key=value, e.g. train.epochs=3")
     parts = key.strip().split(".")
-    node = config
-    for depth, part in enumerate(parts):
-        if not isinstance(node, dict) or part not in node:
-            where = ".".join(parts[:depth]) or "the config"
-            known = ", ".join(sorted(node)) if isinstance(node, dict) else "none (not a section)"
-            raise ConfigError(f"unknown config key {key.strip()!r}: {where} has {known}")
-        if depth < len(parts) - 1:
-            node = node[part]
+    if not sep or not key.strip() or len(parts) < 2 or not all(parts):
+        raise ConfigError(f"override {item!r}: expected section.key=value, e.g. train.epochs=3")
+    if parts[0] not in SECTIONS:
+        raise ConfigError(f"unknown config key {key.strip()!r}: a config has the sections {', '.join(SECTIONS)}")
+    node = raw
+    for depth, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None and depth > 0:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {item!r}: {'.'.join(parts[: depth + 1])} is a value, not a section")
+        node = child
     try:
         node[parts[-1]] = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"override {item!r}: value is not valid YAML ({exc})") from exc
 
 
-def _require(config: dict, key: str, test, expectation: str) -> None:
-    section, name = key.split(".")
-    value = config[section].get(name)
-    if not test(value):
-        raise ConfigError(f"config key {key}: {value!r} is not {expectation}")
+def parse_config(raw: dict) -> Config:
+    """Turn the raw sections into a :class:`Config`; ConfigError naming the first bad key."""
+    from .optim import parse_optimizer, parse_schedule
+    from .tasks import task_class
+
+    model = parse_model(raw["model"])
+    data = dict(raw["data"])
+    task = task_class(data.pop("task", None))
+    config = Config(
+        model=model,
+        task=task.name,
+        data=task.parse_data(data),
+        train=parse_settings(TrainSettings, raw["train"], "train"),
+        optimizer=parse_optimizer(raw["optimizer"]),
+        lr_scheduler=parse_schedule(raw["lr_scheduler"]),
+        eval=parse_settings(task.Eval, raw["eval"], "eval"),
+    )
+    task.check_config(config)
+    return config
 
 
-def _positive_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+def parse_model(section: dict) -> ModelSettings:
+    """The ``model`` section checked against the registered model's keyword arguments."""
+    from ..models import model_class
+
+    section = dict(section)
+    name = section.pop("name", None)
+    if not isinstance(name, str):
+        raise ConfigError(f"config key model.name: {name!r} is not a model name (see `vtk models`)")
+    try:
+        cls = model_class(name)
+    except KeyError as exc:
+        raise ConfigError(f"config key model.name: {exc}") from None
+    return ModelSettings(name, parse_arguments(cls.__init__, section, "model"))
 
 
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def dump(config: Config, path: str | Path) -> None:
+    """Write the resolved ``config`` as YAML to ``path``."""
+    Path(path).write_text(to_yaml(config), encoding="utf-8")
 
 
-def validate(config: dict) -> None:
-    """Check the keys every trainer relies on; model and data keys are checked when used."""
-    _require(config, "train.epochs", _positive_int, "a positive integer")
-    _require(config, "train.batch_size", _positive_int, "a positive integer")
-    _require(config, "train.num_workers", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0")
-    _require(config, "train.cpu_threads", lambda v: v is None or _positive_int(v), "null or a positive integer")
-    _require(config, "train.seed", lambda v: isinstance(v, int), "an integer")
-    _require(config, "train.log_every", _positive_int, "a positive integer")
-    _require(config, "eval.batch_size", _positive_int, "a positive integer")
-    _require(config, "optimizer.name", lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}")
-    _require(config, "optimizer.learning_rate", lambda v: _number(v) and v > 0, "a positive number")
-    _require(config, "optimizer.weight_decay", lambda v: _number(v) and v >= 0, "a number >= 0")
-    _require(config, "optimizer.grad_clip", lambda v: v is None or (_number(v) and v > 0), "null or a positive number")
-    _require(config, "lr_scheduler.name", lambda v: v in SCHEDULERS, f"one of {', '.join(SCHEDULERS)}")
-
-
-def dump(config: dict, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+def to_yaml(config: Config) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)

@@ -1,20 +1,28 @@
-"""The training loop and its companions (evaluate, predict, export), the same for every model.
+"""The training loop and its companions (evaluate, predict, export), the same for every task.
 
-Progress is reported through ``callback(event: dict)``: ``{"event": "epoch_start", "epoch",
-"steps"}``, ``{"event": "batch"}`` after every batch, ``{"event": "step", "epoch", "step", "loss", "lr", "samples_per_s", "data_wait_s"}``
-(every ``train.log_every`` steps) and ``{"event": "epoch_end", "epoch", "loss", "metrics",
-"checkpoint"}``. The CLI turns them into a progress bar and log lines.
+Everything that depends on the data comes from the config's task (:mod:`videotk.trainers.tasks`);
+everything that depends on the machine from :mod:`videotk.trainers.runtime`. Progress is reported
+through ``callback(event: dict)``:
+
+- ``{"event": "epoch_start", "epoch", "steps"}``, then ``{"event": "batch"}`` after every batch;
+- ``{"event": "step", "epoch", "step", "loss", "lr", "samples_per_s", "data_wait_s"}`` every
+  ``train.log_every`` steps;
+- ``{"event": "epoch_end", "epoch", "loss", "metrics", "checkpoint"}``;
+- ``{"event": "notice", "message"}`` for what a user should know (a seed-size model on a CPU, a
+  batch larger than the data, checkpoints removed by ``train.keep_last``);
+- ``{"event": "pretrained", "path", "loaded", "skipped", "missing"}``.
+
+The CLI turns them into a progress bar and log lines; ``SAVE_DIR/train.log`` and
+``SAVE_DIR/metrics.jsonl`` get the same (:mod:`videotk.trainers.logs`).
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import math
 import os
-import random
-import sys
+import pickle
 import time
 from pathlib import Path
 from typing import Callable
@@ -22,274 +30,294 @@ from typing import Callable
 import numpy as np
 import paddle
 
-from ..formats import open_cache
-from ..models import create_model
+from ..formats import Cache
+from ..models import count_parameters, create_model
+from . import runtime
 from .checkpoint import (
     CONFIG_FILE,
     EXPORT_PREFIX,
+    STATE_FILE,
+    CheckpointError,
+    check_resumable,
+    check_run_folder,
     copy_classes,
     epoch_dir,
     is_exported,
     load_checkpoint,
     load_weights,
+    prune_checkpoints,
     read_classes,
+    resolve_resume,
     save_checkpoint,
 )
-from .config import ConfigError, dump
-from .optim import build_optimizer, build_scheduler, steps_per_batch
-from .tasks import make_task
+from .config import Config, ConfigError, bundled_configs, dump
+from .logs import RunLog, epoch_line, step_line
+from .tasks import Task, make_task
 
 log = logging.getLogger(__name__)
 
 Callback = Callable[[dict], None]
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
+#: parameters above which a model on a CPU gets a notice pointing to its tiny config
+LARGE_MODEL = 5_000_000
 
 
-class DeviceError(RuntimeError):
-    """The requested device is not available in this Paddle build or machine."""
+class NothingToDo(CheckpointError):
+    """``--resume`` from a run that already trained all its epochs."""
 
 
-def select_device(device: str) -> str:
-    """Use ``cpu`` or ``gpu``; a GPU request fails clearly when Paddle has no GPU here."""
-    if device == "gpu":
-        if not paddle.device.is_compiled_with_cuda():
-            raise DeviceError("--device gpu: this Paddle is the CPU build; install paddlepaddle-gpu "
-                              "(pip install -e '.[gpu]') or use --device cpu")
-        if paddle.device.cuda.device_count() == 0:
-            raise DeviceError("--device gpu: Paddle was built with CUDA but sees no GPU on this machine")
-    paddle.set_device(device)
-    return device
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    paddle.seed(seed)
-
-
-def build_model(config: dict) -> paddle.nn.Layer:
-    """The config's model; a keyword the model does not take is an error naming the config key."""
-    kwargs = {k: v for k, v in config["model"].items() if k != "name"}
+def build_model(config: Config) -> paddle.nn.Layer:
+    """The config's model, built with its (already type-checked) arguments; an argument the model
+    refuses is a ConfigError naming the model section."""
     try:
-        return create_model(config["model"]["name"], **kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"config section model: {exc}") from exc
+        return create_model(config.model.name, **config.model.arguments)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"config section model: {config.model.name} cannot be built with these arguments "
+                          f"({exc})") from exc
 
 
-def _set_threads(train_cfg: dict) -> None:
-    """Paddle's CPU threads: ``train.cpu_threads``, or when it is null or absent the cores the data
-    workers leave (Paddle's own default is one). Small models run faster on one thread: on two
-    cores a tiny ResNet-18 training step took twice as long on two threads as on one, while a
-    ResNet-50 at 224 pixels took 0.56 times as long."""
-    threads = train_cfg.get("cpu_threads") or max(1, (os.cpu_count() or 1) - train_cfg["num_workers"])
-    paddle.base.core.set_num_threads(threads)
-    keep_large_buffers()
-
-
-def keep_large_buffers() -> None:
-    """Let glibc reuse freed batch-sized buffers instead of mapping fresh pages for each one.
-
-    A batch of 32 videos x 300 frames is about 44 MB, above glibc's largest automatic mmap
-    threshold (32 MB), so every batch would otherwise be mmapped, page-faulted and unmapped: it
-    halves the data loader's throughput. DataLoader workers forked later inherit the setting.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    libc.mallopt(_M_MMAP_THRESHOLD, 256 << 20)
-    libc.mallopt(_M_TRIM_THRESHOLD, 512 << 20)
-
-
-def _distributed(model: paddle.nn.Layer) -> paddle.nn.Layer:
-    """Wrap for data parallelism when started by ``paddle.distributed.launch`` (more than one rank)."""
-    if paddle.distributed.get_world_size() > 1:
-        paddle.distributed.init_parallel_env()
-        return paddle.DataParallel(model)
-    return model
-
-
-def train(config: dict, shards: str, *, valid_shards: str | None = None, save_dir: str | Path = "output",
-          resume: str | Path | None = None, pretrained: str | Path | None = None, device: str = "cpu",
-          callback: Callback | None = None) -> dict:
+def train(config: Config, shards: str | os.PathLike, *, valid_shards: str | os.PathLike | None = None,
+          save_dir: str | Path = "output", resume: str | Path | None = None, overwrite: bool = False,
+          pretrained: str | Path | None = None, device: str = "cpu", callback: Callback | None = None) -> dict:
     """Train ``config``'s model on the cache ``shards``; checkpoint every epoch into ``save_dir``.
 
     Returns ``{"history": [per-step {"epoch", "step", "loss", "lr"}], "metrics": {epoch: ...}}``.
-    With ``resume`` (a checkpoint folder), training continues after that epoch and the history
-    equals the one of an uninterrupted run with the same seed. ``pretrained``: a local ImageNet
-    ``.pdparams`` (paddle.vision ResNet layout) for the backbone; what it loaded is reported as a
-    ``{"event": "pretrained", "loaded", "skipped", "missing"}`` callback.
+    ``resume``: a checkpoint folder, or ``"latest"`` for the newest finished epoch in ``save_dir``;
+    training continues after that epoch and the history equals the one of an uninterrupted run with
+    the same seed. A ``save_dir`` holding another run's checkpoints is refused unless resuming or
+    ``overwrite``. ``pretrained``: a local ImageNet ``.pdparams`` (paddle.vision ResNet layout) for
+    the backbone.
     """
-    callback = callback or (lambda event: None)
-    select_device(device)
-    train_cfg = config["train"]
-    seed_everything(train_cfg["seed"])
-    _set_threads(train_cfg)
+    notify = callback or (lambda event: None)
     task = make_task(config)
+    train_cache = task.open(shards)
+    valid_cache = task.open(valid_shards) if valid_shards else None
+    start = _resume_point(config, resume, save_dir)
+    if runtime.is_main():
+        check_run_folder(save_dir, resuming=start is not None, overwrite=overwrite)
+    runtime.prepare(device, cpu_threads=config.train.cpu_threads, num_workers=config.train.num_workers,
+                    seed=config.train.seed)
     model = build_model(config)
-    if pretrained and not resume:
+    _notice_size(config, model, device, notify)
+    if pretrained and start is None:
         from ..models import load_pretrained
 
-        callback({"event": "pretrained", "path": str(pretrained), **load_pretrained(model, pretrained)})
-    model = _distributed(model)
-    global_batch = train_cfg["batch_size"] * paddle.distributed.get_world_size()
-    scheduler = build_scheduler(config["lr_scheduler"], config["optimizer"]["learning_rate"], global_batch)
-    optimizer = build_optimizer(config["optimizer"], model, scheduler)
-    start_epoch, step, history, metrics = 0, 0, [], {}
-    if resume:
-        state = load_checkpoint(resume, model=model, optimizer=optimizer, scheduler=scheduler)
-        start_epoch, step, history = state["epoch"] + 1, state["step"], state["history"]
-    writer = _scalar_writer(save_dir)
-    cache = open_cache(shards)
-    num_records = len(cache)
-    for epoch in range(start_epoch, train_cfg["epochs"]):
-        steps = math.ceil(num_records / global_batch)
-        callback({"event": "epoch_start", "epoch": epoch, "steps": steps})
-        loader = task.loader(shards, batch_size=train_cfg["batch_size"], num_workers=train_cfg["num_workers"],
-                             train=True, epoch=epoch)
-        step, losses = _train_epoch(model, task, loader, optimizer, scheduler, config, epoch, step, history,
-                                    callback, writer)
-        if not steps_per_batch(config["lr_scheduler"]):
-            scheduler.step()
-        if valid_shards:
-            metrics[epoch] = evaluate_model(model, task, valid_shards, config)
-            _write_scalars(writer, {f"valid/{k}": v for k, v in metrics[epoch].items()}, step)
-        checkpoint = None
-        if paddle.distributed.get_rank() == 0:
-            checkpoint = save_checkpoint(epoch_dir(save_dir, epoch), model=model, optimizer=optimizer,
-                                         scheduler=scheduler, config=config, epoch=epoch, step=step, history=history,
-                                         classes=cache.classes)
-        callback({"event": "epoch_end", "epoch": epoch, "loss": float(np.mean(losses)) if losses else None,
-                  "metrics": metrics.get(epoch), "checkpoint": str(checkpoint) if checkpoint else None})
-    if paddle.distributed.get_rank() == 0:
+        notify({"event": "pretrained", "path": str(pretrained), **load_pretrained(model, pretrained)})
+    run = _Run(config, task, runtime.data_parallel(model), save_dir, notify)
+    if start is not None:
+        run.restore(start)
+    for epoch in range(run.epoch, config.train.epochs):
+        run.train_epoch(epoch, train_cache)
+        metrics = evaluate_model(run.model, task, valid_cache, config) if valid_cache is not None else None
+        run.end_epoch(epoch, metrics, train_cache.classes)
+    if runtime.is_main():
         dump(config, Path(save_dir) / CONFIG_FILE)
-    return {"history": history, "metrics": metrics}
+    return {"history": run.history, "metrics": run.metrics}
 
 
-def _train_epoch(model, task, loader, optimizer, scheduler, config, epoch, step, history, callback, writer):
-    model.train()
-    log_every, per_batch = config["train"]["log_every"], steps_per_batch(config["lr_scheduler"])
-    losses, samples, wait, window_start = [], 0, 0.0, time.perf_counter()
-    fetched = time.perf_counter()
-    for batch in loader:
-        wait += time.perf_counter() - fetched
-        inputs = task.inputs(batch)
-        loss = task.loss(model(*inputs), batch)
-        loss.backward()
-        optimizer.step()
-        optimizer.clear_grad()
-        lr = optimizer.get_lr()
-        if per_batch:
-            scheduler.step()
-        step += 1
-        value = float(loss)
-        losses.append(value)
-        history.append({"epoch": epoch, "step": step, "loss": value, "lr": lr})
-        samples += int(inputs[0].shape[0])
-        callback({"event": "batch"})
-        if step % log_every == 0:
-            elapsed = time.perf_counter() - window_start
-            event = {"event": "step", "epoch": epoch, "step": step, "loss": value, "lr": lr,
-                     "samples_per_s": samples / elapsed, "data_wait_s": wait}
-            callback(event)
-            _write_scalars(writer, {"train/loss": value, "train/lr": lr, "train/samples_per_s": event["samples_per_s"],
-                                    "train/data_wait_s": wait}, step)
-            samples, wait, window_start = 0, 0.0, time.perf_counter()
+class _Run:
+    """The state of one training run: model, optimizer, schedule, step count, history and logs."""
+
+    def __init__(self, config: Config, task: Task, model: paddle.nn.Layer, save_dir: str | Path, notify: Callback):
+        self.config, self.task, self.model, self.save_dir, self.notify = config, task, model, Path(save_dir), notify
+        global_batch = config.train.batch_size * runtime.world_size()
+        self.scheduler = config.lr_scheduler.build(config.optimizer.learning_rate, global_batch)
+        self.optimizer = config.optimizer.build(model, self.scheduler)
+        self.epoch, self.step, self.history, self.metrics = 0, 0, [], {}
+        self.log = RunLog(save_dir if runtime.is_main() else None)
+        self.writer = _scalar_writer(save_dir, notify) if runtime.is_main() else None
+        self.losses: list[float] = []
+
+    def restore(self, checkpoint: Path) -> None:
+        state = load_checkpoint(checkpoint, model=runtime.unwrapped(self.model), optimizer=self.optimizer,
+                                scheduler=self.scheduler)
+        self.epoch, self.step, self.history = state["epoch"] + 1, state["step"], state["history"]
+        self.log.line(f"resumed from {checkpoint} (epoch {state['epoch']} done, step {self.step})")
+
+    def train_epoch(self, epoch: int, cache: Cache) -> None:
+        train = self.config.train
+        loader = self.task.loader(cache, batch_size=train.batch_size, num_workers=train.num_workers, train=True,
+                                  epoch=epoch)
+        if epoch == self.epoch and train.batch_size > loader.samples:
+            self._notice(f"train.batch_size {train.batch_size} is larger than the {loader.samples} training "
+                         f"samples{' of this rank' if runtime.world_size() > 1 else ''}: each epoch is one batch")
+        self.notify({"event": "epoch_start", "epoch": epoch, "steps": loader.steps})
+        self.model.train()
+        self.losses, samples, wait, window = [], 0, 0.0, time.perf_counter()
         fetched = time.perf_counter()
-    return step, losses
+        for batch in loader:
+            wait += time.perf_counter() - fetched
+            step = self.task.step(self.model, batch)
+            step.loss.backward()
+            self.optimizer.step()
+            self.optimizer.clear_grad()
+            lr = self.optimizer.get_lr()
+            if self.config.lr_scheduler.per_batch:
+                self.scheduler.step()
+            self.step += 1
+            value = float(step.loss)
+            self.losses.append(value)
+            self.history.append({"epoch": epoch, "step": self.step, "loss": value, "lr": lr})
+            samples += step.samples
+            self.notify({"event": "batch"})
+            if self.step % train.log_every == 0:
+                elapsed = time.perf_counter() - window
+                self._step_event({"event": "step", "epoch": epoch, "step": self.step, "loss": value, "lr": lr,
+                                  "samples_per_s": samples / elapsed, "data_wait_s": wait})
+                samples, wait, window = 0, 0.0, time.perf_counter()
+            fetched = time.perf_counter()
+
+    def end_epoch(self, epoch: int, metrics: dict | None, classes: list[str] | None) -> None:
+        if not self.config.lr_scheduler.per_batch:
+            self.scheduler.step()
+        if metrics is not None:
+            self.metrics[epoch] = metrics
+            self.log.record("eval", epoch=epoch, step=self.step, **metrics)
+            _write_scalars(self.writer, {f"valid/{k}": v for k, v in metrics.items()}, self.step)
+        checkpoint = None
+        if runtime.is_main():
+            checkpoint = save_checkpoint(epoch_dir(self.save_dir, epoch), model=runtime.unwrapped(self.model),
+                                         optimizer=self.optimizer, scheduler=self.scheduler, config=self.config,
+                                         epoch=epoch, step=self.step, history=self.history, classes=classes)
+            removed = prune_checkpoints(self.save_dir, self.config.train.keep_last)
+            if removed:
+                self.log.line(f"train.keep_last {self.config.train.keep_last}: removed "
+                              f"{', '.join(p.name for p in removed)}")
+        loss = float(np.mean(self.losses)) if self.losses else None
+        event = {"event": "epoch_end", "epoch": epoch, "loss": loss, "metrics": metrics,
+                 "checkpoint": str(checkpoint) if checkpoint else None}
+        self.log.record("epoch", epoch=epoch, step=self.step, loss=loss)
+        self.log.line(epoch_line(event))
+        self.notify(event)
+
+    def _step_event(self, event: dict) -> None:
+        self.log.record(**event)
+        self.log.line(step_line(event))
+        _write_scalars(self.writer, {"train/loss": event["loss"], "train/lr": event["lr"],
+                                     "train/samples_per_s": event["samples_per_s"],
+                                     "train/data_wait_s": event["data_wait_s"]}, event["step"])
+        self.notify(event)
+
+    def _notice(self, message: str) -> None:
+        self.log.line(message)
+        self.notify({"event": "notice", "message": message})
 
 
-def evaluate_model(model, task, shards: str, config: dict) -> dict:
-    """Metrics of ``model`` on the cache ``shards`` (the task's evaluator, plus ``loss``)."""
-    model.eval()
+def _resume_point(config: Config, resume: str | Path | None, save_dir: str | Path) -> Path | None:
+    """The checkpoint to resume from, checked against ``config`` before anything is built."""
+    if resume is None:
+        return None
+    checkpoint = resolve_resume(resume, save_dir)
+    check_resumable(checkpoint, config)
+    done = pickle.loads((checkpoint / STATE_FILE).read_bytes())["epoch"] + 1
+    if done >= config.train.epochs:
+        raise NothingToDo(f"nothing to do: {checkpoint} finished epoch {done - 1}, the last of train.epochs "
+                          f"{config.train.epochs}; pass --epochs N (more than {done}) to train on")
+    return checkpoint
+
+
+def _notice_size(config: Config, model: paddle.nn.Layer, device: str, notify: Callback) -> None:
+    """On a CPU, say what a seed-size model is and point to the tiny config."""
+    parameters = count_parameters(model)
+    if device != "cpu" or parameters < LARGE_MODEL:
+        return
+    tiny = f"{config.model.name}_tiny"
+    hint = f"; for a CPU, try --config {tiny}" if tiny in bundled_configs() else ""
+    message = (f"{config.model.name}: {parameters / 1e6:.1f} M parameters, {config.train.epochs} epochs at batch "
+               f"{config.train.batch_size} (the seed's settings are for multi-GPU runs): this is slow on a CPU{hint}")
+    log.info(message)
+    notify({"event": "notice", "message": message})
+
+
+def evaluate_model(model, task: Task, cache: Cache, config: Config) -> dict:
+    """Metrics of ``model`` (a layer or an exported model) on ``cache``: the task's evaluator, plus ``avg_loss``."""
+    if isinstance(model, paddle.nn.Layer):
+        model.eval()
     evaluator = task.evaluator()
-    loader = task.loader(shards, batch_size=config["eval"]["batch_size"], num_workers=config["train"]["num_workers"],
-                         train=False)
+    loader = task.loader(cache, batch_size=config.eval.batch_size, num_workers=config.train.num_workers, train=False)
     with paddle.no_grad():
         for batch in loader:
-            logits = model(*task.inputs(batch))
-            task.update(evaluator, logits, batch, float(task.loss(logits, batch)))
-    return {k: (float(v) if isinstance(v, (int, float, np.floating, np.integer)) else v)
-            for k, v in evaluator.summary().items()}
+            outputs = task.forward(model, batch)
+            task.update(evaluator, outputs, batch, float(task.loss(outputs, batch)))
+    return {k: _plain_number(v) for k, v in evaluator.summary().items()}
 
 
-def evaluate(config: dict, shards: str, weights: str | Path, *, device: str = "cpu") -> dict:
-    """Load ``weights`` (checkpoint folder or .pdparams) into ``config``'s model and evaluate it."""
-    select_device(device)
-    _set_threads(config["train"])
-    model = build_model(config)
-    load_weights(model, weights)
-    return evaluate_model(model, make_task(config), shards, config)
+def _plain_number(value):
+    """numpy scalars as Python ones (for JSON); counts stay integers."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    return value
 
 
-def _scorer(config: dict, weights: str | Path) -> Callable[[list], paddle.Tensor]:
-    """A function from model inputs to logits: the exported inference model, or config + weights."""
+def evaluate(config: Config, shards: str | os.PathLike, weights: str | Path, *, device: str = "cpu") -> dict:
+    """Load ``weights`` (checkpoint folder, .pdparams, or exported model) and evaluate them on ``shards``."""
+    task = make_task(config)
+    cache = task.open(shards)
+    runtime.prepare(device, cpu_threads=config.train.cpu_threads, num_workers=config.train.num_workers)
+    return evaluate_model(_scorer(config, weights), task, cache, config)
+
+
+def _scorer(config: Config, weights: str | Path):
+    """What maps model inputs to outputs: the exported inference model, or config + weights."""
     if is_exported(weights):
-        layer = paddle.jit.load(str(Path(weights) / EXPORT_PREFIX))
+        try:
+            layer = paddle.jit.load(str(Path(weights) / EXPORT_PREFIX))
+        except Exception as exc:  # paddle raises many kinds of errors on a damaged model file
+            raise CheckpointError(f"{weights}: cannot load the exported model ({exc})") from exc
     else:
         layer = build_model(config)
         load_weights(layer, weights)
     layer.eval()
-    return lambda inputs: layer(*inputs)
+    return layer
 
 
-def predict(config: dict, shards: str, weights: str | Path, out: str | Path, *, top_k: int = 20,
+def predict(config: Config, shards: str | os.PathLike, weights: str | Path, out: str | Path, *, top_k: int = 20,
             device: str = "cpu") -> int:
-    """Write one JSON line per video to ``out``: ``{"id", "classes", "scores"}`` (top ``top_k``,
-    scores averaged over the task's test views; ``"names"`` too when the weights know the classes).
+    """Write the task's prediction records for every video of ``shards`` to ``out`` (JSON lines,
+    written to a temporary name and renamed when complete); returns their number.
 
-    ``weights`` is a checkpoint folder, a .pdparams file, or a folder made by :func:`export`.
-    Returns the number of videos.
+    ``weights`` is a checkpoint folder, a .pdparams file, or a folder made by :func:`export`;
+    class names saved with it go into the records.
     """
-    select_device(device)
-    _set_threads(config["train"])
-    task, score = make_task(config), _scorer(config, weights)
-    ids, names = open_cache(shards).column("id"), read_classes(weights)
-    loader = task.loader(shards, batch_size=config["eval"]["batch_size"], num_workers=config["train"]["num_workers"],
-                         train=False)
-    pending: dict[int, tuple[np.ndarray, int]] = {}
+    task = make_task(config)
+    cache = task.open(shards, labels=False)
+    runtime.prepare(device, cpu_threads=config.train.cpu_threads, num_workers=config.train.num_workers)
+    model = _scorer(config, weights)
+    loader = task.loader(cache, batch_size=config.eval.batch_size, num_workers=config.train.num_workers, train=False)
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     count = 0
-    with open(out, "w", encoding="utf-8") as f, paddle.no_grad():
-        for batch in loader:
-            scores = task.scores(score(task.inputs(batch)))
-            for row, index in enumerate(batch["index"].numpy().tolist()):
-                total, views = pending.pop(index, (0.0, 0))
-                total, views = total + scores[row], views + 1
-                if views < task.views:
-                    pending[index] = (total, views)
-                    continue
-                f.write(json.dumps({"id": ids[index], **top_classes(total / views, top_k, names)}) + "\n")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f, paddle.no_grad():
+            results = ((task.forward(model, batch), batch) for batch in loader)
+            for record in task.predictions(results, cache, top_k=top_k, classes=read_classes(weights)):
+                f.write(json.dumps(record) + "\n")
                 count += 1
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return count
 
 
-def predict_records(config: dict, weights: str | Path, records: list[dict], *, top_k: int = 5,
-                    device: str = "cpu") -> list[dict]:
-    """Top classes of decoded videos (dicts shaped like cache records), over the task's test views."""
-    select_device(device)
-    task, score = make_task(config), _scorer(config, weights)
-    names = read_classes(weights)
-    results = []
+def predict_files(config: Config, weights: str | Path, paths: list[str], *, top_k: int = 5,
+                  options: dict | None = None, device: str = "cpu") -> list[tuple[str, dict | str]]:
+    """``(path, record)`` for each raw input file the task could read, ``(path, reason)`` for each
+    it could not (see ``Task.raw_inputs``)."""
+    task = make_task(config)
+    if task.raw_inputs is None:
+        raise CheckpointError(f"{config.model.name} reads {task.cache_kinds[0]!r} caches, not raw files; "
+                              "pass --shards CACHE")
+    runtime.prepare(device, cpu_threads=config.train.cpu_threads, num_workers=0)
+    model = _scorer(config, weights)
     with paddle.no_grad():
-        for record in records:
-            views = paddle.to_tensor(task.views_of(record))
-            scores = task.scores(score([task.model_input(views)])).mean(axis=0)
-            results.append(top_classes(scores, top_k, names))
-    return results
+        return list(task.predict_files(model, paths, top_k=top_k, classes=read_classes(weights),
+                                       options=options or {}))
 
 
-def top_classes(scores: np.ndarray, top_k: int, names: list[str] | None) -> dict:
-    """``{"classes", "scores"[, "names"]}`` of the ``top_k`` best of ``scores`` ``[C]``."""
-    top = np.argsort(-scores, kind="stable")[:top_k]
-    result = {"classes": top.tolist(), "scores": [round(float(s), 6) for s in scores[top]]}
-    if names:
-        result["names"] = [names[i] if i < len(names) else str(i) for i in top.tolist()]
-    return result
-
-
-def export(config: dict, weights: str | Path, out_dir: str | Path) -> Path:
+def export(config: Config, weights: str | Path, out_dir: str | Path) -> Path:
     """Save ``config``'s model with ``weights`` as a Paddle inference model (``paddle.jit.save``)."""
     paddle.set_device("cpu")
     model = build_model(config)
@@ -303,11 +331,14 @@ def export(config: dict, weights: str | Path, out_dir: str | Path) -> Path:
     return out_dir
 
 
-def _scalar_writer(save_dir: str | Path):
-    """A VisualDL writer when VisualDL is installed (optional extra), else None."""
+def _scalar_writer(save_dir: str | Path, notify: Callback):
+    """A VisualDL writer when VisualDL is installed (an optional extra); otherwise None, said once."""
     try:
         from visualdl import LogWriter
     except ImportError:
+        metrics = Path(save_dir) / "metrics.jsonl"
+        notify({"event": "notice", "message": f"VisualDL is not installed: curves are in {metrics} (vtk plot draws "
+                "them; pip install visualdl for its dashboard)"})
         return None
     return LogWriter(logdir=str(Path(save_dir) / "visualdl"))
 
@@ -316,5 +347,5 @@ def _write_scalars(writer, values: dict, step: int) -> None:
     if writer is None:
         return
     for tag, value in values.items():
-        if isinstance(value, (int, float)):
+        if isinstance(value, (int, float)) and math.isfinite(value):
             writer.add_scalar(tag=tag, value=value, step=step)

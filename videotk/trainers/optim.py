@@ -1,10 +1,71 @@
-"""Optimizer and learning-rate schedule from a config's ``optimizer`` and ``lr_scheduler`` sections."""
+"""Optimizers and learning-rate schedules: the ``optimizer`` and ``lr_scheduler`` sections.
+
+Each section has a ``name`` and the settings of that optimizer or schedule, one frozen dataclass
+per name in :data:`OPTIMIZERS` and :data:`SCHEDULES`; a new one is one class and one entry.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import paddle
 
-from .config import ConfigError
+from .settings import ConfigError, NonNegativeFloat, PositiveFloat, PositiveInt, parse_settings
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """Settings every optimizer has. ``weight_decay`` is L2 on weight matrices and kernels only
+    (none on biases and normalisation scales); ``grad_clip`` clips the global gradient norm."""
+
+    learning_rate: PositiveFloat
+    weight_decay: NonNegativeFloat = 0.0
+    grad_clip: PositiveFloat | None = None
+
+    def build(self, model: paddle.nn.Layer, schedule: paddle.optimizer.lr.LRScheduler) -> paddle.optimizer.Optimizer:
+        clip = paddle.nn.ClipGradByGlobalNorm(self.grad_clip) if self.grad_clip else None
+        return self._optimizer(learning_rate=schedule, parameters=_parameter_groups(model, self.weight_decay),
+                               grad_clip=clip)
+
+    def _optimizer(self, **common) -> paddle.optimizer.Optimizer:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class AdamSettings(OptimizerSettings):
+    beta1: PositiveFloat = 0.9
+    beta2: PositiveFloat = 0.999
+    epsilon: PositiveFloat = 1e-8
+
+    def _optimizer(self, **common):
+        return paddle.optimizer.Adam(beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon, **common)
+
+
+@dataclass(frozen=True)
+class RMSPropSettings(OptimizerSettings):
+    rho: PositiveFloat = 0.95
+    epsilon: PositiveFloat = 1e-6
+    momentum: NonNegativeFloat = 0.0
+    centered: bool = False
+
+    def _optimizer(self, **common):
+        return paddle.optimizer.RMSProp(rho=self.rho, epsilon=self.epsilon, momentum=self.momentum,
+                                        centered=self.centered, **common)
+
+
+@dataclass(frozen=True)
+class MomentumSettings(OptimizerSettings):
+    momentum: NonNegativeFloat = 0.9
+    nesterov: bool = False
+
+    def _optimizer(self, **common):
+        return paddle.optimizer.Momentum(momentum=self.momentum, use_nesterov=self.nesterov, **common)
+
+
+OPTIMIZERS: dict[str, type[OptimizerSettings]] = {
+    "adam": AdamSettings, "rmsprop": RMSPropSettings, "momentum": MomentumSettings,
+}
 
 
 class Constant(paddle.optimizer.lr.LRScheduler):
@@ -14,27 +75,85 @@ class Constant(paddle.optimizer.lr.LRScheduler):
         return self.base_lr
 
 
-def build_scheduler(section: dict, base_lr: float, global_batch: int) -> paddle.optimizer.lr.LRScheduler:
-    """``constant``; ``multistep`` (x ``gamma`` at each epoch in ``milestones``, stepped per epoch);
-    ``step_examples`` (x ``gamma`` every ``every_examples`` training examples, stepped per batch)."""
-    name = section["name"]
-    try:
-        if name == "constant":
-            return Constant(base_lr)
-        if name == "multistep":
-            return paddle.optimizer.lr.MultiStepDecay(base_lr, milestones=list(section["milestones"]),
-                                                      gamma=section["gamma"])
-        if name == "step_examples":
-            step_size = max(1, round(section["every_examples"] / global_batch))
-            return paddle.optimizer.lr.StepDecay(base_lr, step_size=step_size, gamma=section["gamma"])
-    except KeyError as exc:
-        raise ConfigError(f"config key lr_scheduler.{exc.args[0]} is needed by the {name!r} schedule") from exc
-    raise ConfigError(f"config key lr_scheduler.name: unknown schedule {name!r}")
+@dataclass(frozen=True)
+class ScheduleSettings:
+    """A learning-rate schedule; ``per_batch`` schedules step after every batch, others after every epoch."""
+
+    per_batch: ClassVar[bool] = False
+
+    def build(self, base_lr: float, global_batch: int) -> paddle.optimizer.lr.LRScheduler:
+        raise NotImplementedError
 
 
-def steps_per_batch(section: dict) -> bool:
-    """Whether the schedule advances after every batch (else after every epoch)."""
-    return section["name"] == "step_examples"
+@dataclass(frozen=True)
+class ConstantSchedule(ScheduleSettings):
+    """The base learning rate throughout."""
+
+    def build(self, base_lr, global_batch):
+        return Constant(base_lr)
+
+
+@dataclass(frozen=True)
+class MultiStepSchedule(ScheduleSettings):
+    """x ``gamma`` at each epoch of ``milestones``."""
+
+    milestones: tuple[PositiveInt, ...] = ()
+    gamma: PositiveFloat = 0.1
+
+    def __post_init__(self) -> None:
+        if list(self.milestones) != sorted(set(self.milestones)):
+            raise ValueError(f"milestones {list(self.milestones)} must increase")
+
+    def build(self, base_lr, global_batch):
+        return paddle.optimizer.lr.MultiStepDecay(base_lr, milestones=list(self.milestones), gamma=self.gamma)
+
+
+@dataclass(frozen=True)
+class StepExamplesSchedule(ScheduleSettings):
+    """x ``gamma`` every ``every_examples`` training examples (over all ranks)."""
+
+    every_examples: PositiveInt = 2_000_000
+    gamma: PositiveFloat = 0.8
+    per_batch: ClassVar[bool] = True
+
+    def build(self, base_lr, global_batch):
+        step_size = max(1, round(self.every_examples / global_batch))
+        return paddle.optimizer.lr.StepDecay(base_lr, step_size=step_size, gamma=self.gamma)
+
+
+SCHEDULES: dict[str, type[ScheduleSettings]] = {
+    "constant": ConstantSchedule, "multistep": MultiStepSchedule, "step_examples": StepExamplesSchedule,
+}
+
+
+def parse_optimizer(section: dict) -> OptimizerSettings:
+    """The ``optimizer`` section as the settings of its ``name``."""
+    return _parse_named(section, OPTIMIZERS, "optimizer")
+
+
+def parse_schedule(section: dict) -> ScheduleSettings:
+    """The ``lr_scheduler`` section as the settings of its ``name``."""
+    return _parse_named(section, SCHEDULES, "lr_scheduler")
+
+
+def optimizer_name(settings: OptimizerSettings) -> str:
+    return _name_of(settings, OPTIMIZERS)
+
+
+def schedule_name(settings: ScheduleSettings) -> str:
+    return _name_of(settings, SCHEDULES)
+
+
+def _parse_named(section: dict, table: dict, where: str):
+    section = dict(section)
+    name = section.pop("name", None)
+    if name not in table:
+        raise ConfigError(f"config key {where}.name: {name!r} is not one of {', '.join(table)}")
+    return parse_settings(table[name], section, where)
+
+
+def _name_of(settings, table: dict) -> str:
+    return next(name for name, cls in table.items() if type(settings) is cls)
 
 
 def _parameter_groups(model: paddle.nn.Layer, weight_decay: float) -> list[dict]:
@@ -44,23 +163,3 @@ def _parameter_groups(model: paddle.nn.Layer, weight_decay: float) -> list[dict]
     plain = [p for p in trainable if len(p.shape) <= 1]
     return [group for group in ({"params": decayed, "weight_decay": weight_decay},
                                 {"params": plain, "weight_decay": 0.0}) if group["params"]]
-
-
-def build_optimizer(section: dict, model: paddle.nn.Layer, scheduler) -> paddle.optimizer.Optimizer:
-    """Adam, (centered) RMSProp or Momentum with per-parameter-group L2 and optional global-norm clipping."""
-    clip = paddle.nn.ClipGradByGlobalNorm(section["grad_clip"]) if section["grad_clip"] else None
-    common = {"learning_rate": scheduler, "parameters": _parameter_groups(model, section["weight_decay"]),
-              "grad_clip": clip}
-    name = section["name"]
-    try:
-        if name == "adam":
-            return paddle.optimizer.Adam(beta1=section["beta1"], beta2=section["beta2"], epsilon=section["epsilon"],
-                                         **common)
-        if name == "rmsprop":
-            return paddle.optimizer.RMSProp(rho=section["rho"], epsilon=section["epsilon"],
-                                            momentum=section["momentum"], centered=section["centered"], **common)
-        if name == "momentum":
-            return paddle.optimizer.Momentum(momentum=section["momentum"], use_nesterov=section["nesterov"], **common)
-    except KeyError as exc:
-        raise ConfigError(f"config key optimizer.{exc.args[0]} is needed by the {name!r} optimizer") from exc
-    raise ConfigError(f"config key optimizer.name: unknown optimizer {name!r}")

@@ -218,10 +218,15 @@ def epoch_records(
 
 class CacheDataset(paddle.io.IterableDataset):
     """An iterable dataset over a cache, read epoch by epoch through :func:`epoch_records`;
-    subclasses turn each record into samples with :meth:`samples`."""
+    subclasses turn each record into samples with :meth:`samples`.
 
-    def __init__(self, cache: Cache, *, train: bool, shuffle_buffer: int, seed: int, rank: int | None,
-                 world_size: int | None, even: bool | None):
+    An exception while reading or making samples ends this reader's iteration with one
+    :class:`~videotk.trainers.loader.SampleFailure` naming the cache, the record and the reason,
+    which the loader raises in the main process.
+    """
+
+    def __init__(self, cache: Cache, *, train: bool, shuffle_buffer: int, seed: int, rank: int | None = None,
+                 world_size: int | None = None, even: bool | None = None):
         self.cache = cache
         self.train = train
         self.shuffle_buffer = shuffle_buffer
@@ -236,12 +241,49 @@ class CacheDataset(paddle.io.IterableDataset):
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[dict]:
-        records, rng = epoch_records(self.cache, seed=self.seed, epoch=self.epoch, train=self.train,
-                                     shuffle_buffer=self.shuffle_buffer, rank=self.rank,
-                                     world_size=self.world_size, even=self.even)
-        for index, record in records:
-            yield from self.samples(index, record, rng if self.train else None)
+        from .loader import SampleFailure
+
+        last, current = None, None
+        try:
+            records, rng = epoch_records(self.cache, seed=self.seed, epoch=self.epoch, train=self.train,
+                                         shuffle_buffer=self.shuffle_buffer, rank=self.rank,
+                                         world_size=self.world_size, even=self.even)
+            for index, record in records:
+                current = (index, record)
+                yield from self.samples(index, record, rng if self.train else None)
+                last, current = index, None
+        except Exception as exc:  # noqa: BLE001  any failure ends the run, with its reason, in the main process
+            yield SampleFailure(_failure(self.cache, current, last, exc))
 
     def samples(self, index: int, record: dict, rng: np.random.Generator | None = None) -> Iterator[dict]:
         """The samples of the record at global ``index``: random ones with ``rng`` (training)."""
         raise NotImplementedError
+
+    def samples_per_record(self) -> int:
+        """How many samples :meth:`samples` makes of one record (test views, say)."""
+        return 1
+
+    def reader_samples(self, num_workers: int) -> list[int]:
+        """Samples each of this rank's ``num_workers`` readers yields in the current epoch."""
+        rank = paddle.distributed.get_rank() if self.rank is None else self.rank
+        world = paddle.distributed.get_world_size() if self.world_size is None else self.world_size
+        rows = [entry["rows"] for entry in self.cache.shards]
+        sizes = []
+        for worker in range(num_workers):
+            reader = ReaderSlot(rank, world, worker, num_workers)
+            even = (self.train and world > 1) if self.even is None else self.even
+            spans = reading_plan(rows, reader, seed=self.seed, epoch=self.epoch, shuffle=self.train, even=even)
+            sizes.append(sum(map(len, spans)) * self.samples_per_record())
+        return sizes
+
+
+def _failure(cache: Cache, current: tuple[int, dict] | None, last: int | None, exc: Exception) -> str:
+    """One line naming the cache, the record being made into samples (or the last one read) and
+    the reason."""
+    if current is not None:
+        index, record = current
+        video = f" (id {record['id']!r})" if isinstance(record, dict) and "id" in record else ""
+        where = f"record {index}{video}"
+    else:
+        where = "reading the first records" if last is None else f"reading the records after record {last}"
+    return f"{cache.path}: {where}: {type(exc).__name__}: {exc}"

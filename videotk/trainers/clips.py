@@ -1,51 +1,40 @@
-"""Kinetics caches as ``paddle.io`` datasets: frames sampled, decoded, augmented and normalised.
+"""Clips from records of decoded frames: which frames to take, and how they become tensors.
 
-One sample is a dict of numpy arrays:
+A record holds a video's frames (``num_frames``, ``height``, ``width`` and ``frames``: one JPEG per
+frame or one raw ``[T, H, W, 3]`` uint8 buffer), as ``vtk decode`` stores them. A
+:class:`ClipSampler` turns it into one training clip or into the test views:
 
-==========  ========================  ===========================================================
-key         dtype, shape              content
-==========  ========================  ===========================================================
-``frames``  float32 ``[F, 3, S, S]``  mode ``"tsn"``: ``F = seg_num * seglen`` frames, segment
-                                      after segment (TSN: seglen 1; StNet: seglen 5; the model
-                                      reshapes), each ``(x / 255 - mean) / std`` with ImageNet's
-                                      RGB mean and std, ``S = crop_size``
-``frames``  float32 ``[3, T, S, S]``  mode ``"dense"`` (Non-local): ``T = num_frames_out`` frames
-                                      ``sample_rate`` apart
-``label``   int64 ``[]``              class index (-1 for the unlabelled test split)
-``index``   int64 ``[]``              the record's index in the cache: ``cache[index]["id"]``
-``view``    int64 ``[]``              the test view (clip x crop) of that video; 0 in training
-==========  ========================  ===========================================================
+- mode ``"tsn"``: ``seg_num`` segments of ``seglen`` frames, float32 ``[seg_num * seglen, 3, S, S]``
+  (TSN, TSM, StNet);
+- mode ``"dense"``: ``num_frames_out`` frames ``sample_rate`` apart, float32 ``[3, T, S, S]``
+  (Non-local);
+
+each frame ``(x / 255 - mean) / std`` with ImageNet's RGB mean and std, ``S = crop_size``.
 
 Only the sampled frames are decoded: one JPEG each with OpenCV (libjpeg-turbo: within 10 % of
-simplejpeg, faster than Pillow, and OpenCV also does the resizing), or a slice of the raw
-``[T, H, W, 3]`` buffer.
+simplejpeg, faster than Pillow, and OpenCV also does the resizing), or a slice of the raw buffer.
 
 Training: frames sampled at random (:func:`segment_indices`, :func:`dense_indices`), the short
 side scaled to ``short_side`` (or to a random size in ``scale_jitter``), a random crop (or the
 multi-scale crop of TSM), a random horizontal flip.
 
-Evaluation: ``short_side`` scaling and ``test_views`` views per video, each its own sample:
+Evaluation: ``short_side`` scaling and ``test_views`` views per video:
 
 - ``1``: the centred clip (centred segments), centre crop.
 - ``"3crop"``: the centred clip, three crops along the long side.
 - ``"10clip"``: 10 clips spread evenly over the video, centre crop.
 - ``"30view"``: the 10 clips x 3 crops of Non-local testing, ``view = 3 * clip + crop``.
-
-Metrics then average the scores of a video's views (:mod:`videotk.evaluators.kinetics`).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Literal
 
 import cv2
 import numpy as np
-import paddle
 
-from ..formats import Cache, open_cache
-from .sharding import CacheDataset
+from .settings import PositiveInt
 from .transforms import (
     center_crop,
     horizontal_flip,
@@ -57,8 +46,6 @@ from .transforms import (
     three_crop,
 )
 
-
-KIND = "kinetics"
 MODES = ("tsn", "dense")
 TEST_VIEWS = {1: (1, 1), "3crop": (1, 3), "10clip": (10, 1), "30view": (10, 3)}  # (clips, crops)
 
@@ -197,19 +184,26 @@ def _jpeg_frames(record: dict, indices: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ClipSampler:
-    """How a record becomes a training clip or test views (the arguments of :class:`KineticsClips`;
-    shapes in the module docstring)."""
+    """How a record becomes a training clip or test views (shapes in the module docstring).
 
-    mode: str = "tsn"
-    seg_num: int = 8
-    seglen: int = 1
-    num_frames_out: int = 8
-    sample_rate: int = 8
-    short_side: int | None = 256
-    scale_jitter: tuple[int, int] | None = None
-    crop_size: int = 224
+    - ``short_side``: the scale before cropping; ``None`` keeps the cache's, and frames already
+      of that size are not resized. ``scale_jitter=(low, high)``: in training, a short side drawn
+      uniformly from ``low .. high`` per clip instead (Non-local: ``(256, 320)``).
+    - ``multi_scale``: in training, TSM's multi-scale crop instead of a random crop.
+    - ``flip``: the random horizontal flip of training; turn it off when classes differ by the
+      direction of motion (a flipped "moving left" clip shows "moving right").
+    """
+
+    mode: Literal["tsn", "dense"] = "tsn"
+    seg_num: PositiveInt = 8
+    seglen: PositiveInt = 1
+    num_frames_out: PositiveInt = 8
+    sample_rate: PositiveInt = 8
+    short_side: PositiveInt | None = 256
+    scale_jitter: tuple[PositiveInt, PositiveInt] | None = None
+    crop_size: PositiveInt = 224
     multi_scale: bool = False
-    test_views: int | str = 1
+    test_views: Literal[1, "3crop", "10clip", "30view"] = 1
     flip: bool = True
 
     def __post_init__(self) -> None:
@@ -264,6 +258,10 @@ class ClipSampler:
             for view in self._test_crops(frames[clip], crops):
                 yield self._tensor(view)
 
+    def view_stack(self, record: dict) -> np.ndarray:
+        """float32 ``[V, ...]``: :meth:`views` stacked."""
+        return np.stack(list(self.views(record)))
+
     def _test_crops(self, frames: np.ndarray, crops: int) -> list[np.ndarray]:
         """The centre crop, or with ``crops == 3`` the three crops along the long side."""
         if crops == 1:
@@ -291,114 +289,13 @@ class ClipSampler:
 
 
 def views_from_record(record: dict, **sampling) -> np.ndarray:
-    """float32 ``[V, ...]``: the test views of one decoded video, exactly as :class:`KineticsClips`
-    makes them in evaluation (``sampling``: its keyword arguments ``mode`` .. ``test_views``, see
-    :class:`ClipSampler`).
+    """float32 ``[V, ...]``: the test views of one decoded video, exactly as a dataset makes them
+    in evaluation (``sampling``: the keyword arguments of :class:`ClipSampler`).
 
     ``record`` has the keys of a cache record: ``num_frames``, ``height``, ``width`` and
     ``frames`` (JPEGs or one raw buffer), e.g. what ``videotk.pipelines.ffmpeg.decode_clip``
     returns for a video file.
     """
-    return np.stack(list(ClipSampler(**sampling).views(record)))
+    return ClipSampler(**sampling).view_stack(record)
 
 
-def open_kinetics_cache(path: str | os.PathLike) -> Cache:
-    """The cache at ``path``; ValueError naming the path and its kind if it is not a Kinetics one."""
-    cache = open_cache(path)
-    if cache.kind != KIND:
-        raise ValueError(
-            f"{path}: kind {cache.kind!r}; Kinetics models need a {KIND!r} cache of decoded frames, "
-            f"made from video clips with `vtk decode kinetics`"
-        )
-    return cache
-
-
-class KineticsClips(CacheDataset):
-    """Samples of a Kinetics cache (keys, shapes, sampling and views in the module docstring).
-
-    Each DataLoader worker of each ``paddle.distributed`` rank reads its own share of the shards
-    (:mod:`videotk.trainers.sharding`); together they read every record once per epoch.
-
-    - ``train=False``: records in cache order, ``test_views`` samples per record.
-    - ``train=True``: shard order shuffled per epoch, then a shuffle buffer of ``shuffle_buffer``
-      records per worker (a record holds all its frames: a 10 s clip at 25 fps, 256 x 340, is a
-      few MB of JPEGs, or 65 MB raw), random clips and augmentation.
-      Deterministic for ``(seed, epoch)`` and the number of ranks and workers; call
-      :meth:`set_epoch` before each epoch.
-    - ``short_side``: the scale before cropping; ``None`` keeps the cache's, and frames already
-      of that size are not resized. ``scale_jitter=(low, high)``: in training, a short side drawn
-      uniformly from ``low .. high`` per clip instead (Non-local: ``(256, 320)``).
-    - ``multi_scale``: in training, TSM's multi-scale crop instead of a random crop.
-    - ``flip``: the random horizontal flip of training; turn it off when classes differ by the
-      direction of motion (a flipped "moving left" clip shows "moving right").
-    - ``rank``, ``world_size``, ``even``: as for
-      :class:`videotk.trainers.youtube8m_data.YouTube8MFrames`.
-    """
-
-    def __init__(
-        self,
-        cache_path: str | os.PathLike,
-        *,
-        mode: str = "tsn",
-        seg_num: int = 8,
-        seglen: int = 1,
-        num_frames_out: int = 8,
-        sample_rate: int = 8,
-        short_side: int | None = 256,
-        scale_jitter: tuple[int, int] | None = None,
-        crop_size: int = 224,
-        multi_scale: bool = False,
-        train: bool = False,
-        test_views: int | str = 1,
-        flip: bool = True,
-        shuffle_buffer: int = 16,
-        seed: int = 0,
-        rank: int | None = None,
-        world_size: int | None = None,
-        even: bool | None = None,
-    ):
-        self.sampler = ClipSampler(
-            mode=mode, seg_num=seg_num, seglen=seglen, num_frames_out=num_frames_out, sample_rate=sample_rate,
-            short_side=short_side, scale_jitter=tuple(scale_jitter) if scale_jitter else None,
-            crop_size=crop_size, multi_scale=multi_scale, test_views=test_views, flip=flip,
-        )
-        super().__init__(open_kinetics_cache(cache_path), train=train, shuffle_buffer=shuffle_buffer, seed=seed,
-                         rank=rank, world_size=world_size, even=even)
-
-    def samples(self, index: int, record: dict, rng: np.random.Generator | None = None) -> Iterator[dict]:
-        """The samples of one cache record at ``index``: one random training clip with ``rng``,
-        the test views without it."""
-        label = np.array(record["label"], np.int64)
-        position = np.array(index, np.int64)
-        if rng is not None:
-            clips = [self.sampler.train_clip(record, rng)]
-        else:
-            clips = self.sampler.views(record)
-        for view, frames in enumerate(clips):
-            yield {"frames": frames, "label": label, "index": position, "view": np.array(view, np.int64)}
-
-    def __repr__(self) -> str:
-        return (f"KineticsClips({str(self.cache.path)!r}, records={len(self.cache)}, train={self.train}, "
-                f"{self.sampler}, epoch={self.epoch})")
-
-
-def kinetics_loader(
-    cache_path: str | os.PathLike,
-    *,
-    batch_size: int,
-    num_workers: int = 0,
-    train: bool = False,
-    drop_last: bool = False,
-    **dataset_kwargs,
-) -> paddle.io.DataLoader:
-    """A DataLoader of :class:`KineticsClips` batches: dicts of paddle tensors ``frames``
-    ``[N, F, 3, S, S]`` (mode ``"tsn"``) or ``[N, 3, T, S, S]`` (``"dense"``) float32, ``label``,
-    ``index`` and ``view`` ``[N]`` int64.
-
-    Each worker (a separate process) batches its own share, so up to ``num_workers`` batches per
-    epoch are short; ``drop_last`` drops each worker's short one. In evaluation the views of a
-    video come from the same worker but may straddle batches. Call
-    ``loader.dataset.set_epoch(epoch)`` before each epoch.
-    """
-    dataset = KineticsClips(cache_path, train=train, **dataset_kwargs)
-    return paddle.io.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, drop_last=drop_last)

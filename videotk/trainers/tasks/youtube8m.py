@@ -1,6 +1,7 @@
-"""YouTube-8M frame-level caches as ``paddle.io`` datasets: dequantized frames, padded or sampled.
+"""YouTube-8M video classification on frame-level features: Attention Cluster, Attention LSTM, NeXtVLAD.
 
-One sample is a dict of numpy arrays:
+The cache is a ``youtube8m-frame`` cache (``vtk convert youtube8m``). One sample is a dict of
+numpy arrays:
 
 ========  ======================  =============================================================
 key       dtype, shape            content
@@ -14,32 +15,34 @@ key       dtype, shape            content
 
 ``T`` is ``max_frames`` (the first ``max_frames`` frames, zero-padded at the end), or
 ``num_samples`` when frames are sampled for Attention Cluster (see :func:`sampled_frames`).
+
+The loss is sigmoid cross-entropy summed over the classes (mean over videos); the metrics are
+Hit@1, PERR, GAP and mAP (:mod:`videotk.evaluators.youtube8m`); a prediction is a video's top
+classes by sigmoid score.
 """
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 import paddle
+import paddle.nn.functional as F
 
-from ..formats import Cache, open_cache
-from ..formats.schema import dequantize_youtube8m as dequantize
-
-from .sharding import CacheDataset
-
+from ...formats import Cache, CacheError
+from ...formats.schema import dequantize_youtube8m as dequantize
+from ..config import EvalSettings
+from ..settings import Count, PositiveInt
+from ..sharding import CacheDataset
+from .base import Task, as_numpy, register_task
+from .classification import prediction_records
 
 FRAME_KIND = "youtube8m-frame"
 RGB_SIZE = 1024
 AUDIO_SIZE = 128
 NUM_CLASSES = 3862
 MAX_FRAMES = 300
-
-_KIND_HINTS = {
-    "youtube8m-video": "a video-level YouTube-8M cache: one mean_rgb / mean_audio per video, no frames",
-    "kinetics": "a Kinetics cache of decoded video frames",
-}
 
 
 def sampled_frames(num_frames: int, num_samples: int, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -63,23 +66,11 @@ def multi_hot(labels: np.ndarray, num_classes: int, video_id: str) -> np.ndarray
     if len(labels) and not (0 <= labels.min() and labels.max() < num_classes):
         raise ValueError(
             f"video {video_id!r}: labels {labels.tolist()} outside 0..{num_classes - 1}; "
-            f"set num_classes to the dataset's class count (3862 for 2018 YouTube-8M, 4716 for 2017)"
+            f"set model.num_classes to the dataset's class count (3862 for 2018 YouTube-8M, 4716 for 2017)"
         )
     out = np.zeros(num_classes, np.float32)
     out[labels] = 1.0
     return out
-
-
-def open_frame_cache(path: str | os.PathLike) -> Cache:
-    """The cache at ``path``; ValueError naming the path and its kind if it is not frame-level."""
-    cache = open_cache(path)
-    if cache.kind != FRAME_KIND:
-        what = _KIND_HINTS.get(cache.kind, f"a {cache.kind!r} cache")
-        raise ValueError(
-            f"{path}: kind {cache.kind!r} ({what}); frame-level models need a {FRAME_KIND!r} cache, "
-            f"converted from frame-level tfrecords with `vtk convert youtube8m --level frame`"
-        )
-    return cache
 
 
 def _codes(record: dict, key: str, width: int, frames: int) -> np.ndarray:
@@ -116,7 +107,7 @@ class YouTube8MFrames(CacheDataset):
 
     def __init__(
         self,
-        cache_path: str | os.PathLike,
+        cache: Cache,
         *,
         num_classes: int = NUM_CLASSES,
         max_frames: int = MAX_FRAMES,
@@ -133,7 +124,7 @@ class YouTube8MFrames(CacheDataset):
         for name, value in sizes.items():
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
-        super().__init__(open_frame_cache(cache_path), train=train, shuffle_buffer=shuffle_buffer, seed=seed,
+        super().__init__(cache, train=train, shuffle_buffer=shuffle_buffer, seed=seed,
                          rank=rank, world_size=world_size, even=even)
         self.num_classes = num_classes
         self.max_frames = max_frames
@@ -179,22 +170,80 @@ class YouTube8MFrames(CacheDataset):
                 f"max_frames={self.max_frames}, num_samples={self.num_samples}, epoch={self.epoch})")
 
 
-def youtube8m_loader(
-    cache_path: str | os.PathLike,
-    *,
-    batch_size: int,
-    num_workers: int = 0,
-    train: bool = False,
-    drop_last: bool = False,
-    **dataset_kwargs,
-) -> paddle.io.DataLoader:
-    """A DataLoader of :class:`YouTube8MFrames` batches: dicts of paddle tensors ``rgb``
-    ``[N, T, 1024]``, ``audio`` ``[N, T, 128]``, ``mask`` ``[N, T]``, ``labels`` ``[N, C]``,
-    ``index`` ``[N]`` (int64).
+@dataclass(frozen=True)
+class YouTube8MData:
+    """The ``data`` section: see :class:`YouTube8MFrames` (``shuffle_buffer`` in records)."""
 
-    Each worker (a separate process) batches its own share, so up to ``num_workers`` batches per
-    epoch are short; ``drop_last`` drops each worker's short one. Call
-    ``loader.dataset.set_epoch(epoch)`` before each epoch.
-    """
-    dataset = YouTube8MFrames(cache_path, train=train, **dataset_kwargs)
-    return paddle.io.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, drop_last=drop_last)
+    max_frames: PositiveInt = MAX_FRAMES
+    num_samples: PositiveInt | None = None
+    dequantize: bool = True
+    shuffle_buffer: Count = 1024
+
+
+@dataclass(frozen=True)
+class YouTube8MEval(EvalSettings):
+    """The ``eval`` section: ``top_k`` predictions per video pooled for GAP and mAP (20 in the starter code)."""
+
+    top_k: PositiveInt = 20
+
+
+@register_task
+class YouTube8MTask(Task):
+    """Multi-label classification on YouTube-8M frame features: inputs ``rgb [N, T, 1024]``,
+    ``audio [N, T, 128]``, ``mask [N, T]``; logits ``[N, num_classes]``."""
+
+    name = "youtube8m"
+    cache_kinds = (FRAME_KIND,)
+    cache_hint = "convert frame-level tfrecords with `vtk convert youtube8m --level frame`"
+    Data = YouTube8MData
+    Eval = YouTube8MEval
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.model.get("num_classes", NUM_CLASSES)
+
+    def check_cache(self, cache: Cache, *, labels: bool) -> None:
+        labels = [v for v in cache.column("labels") if len(v)]
+        highest = int(max(v.max() for v in labels)) if labels else -1
+        if highest >= self.num_classes:
+            raise CacheError(f"{cache.path}: labels go up to {highest}, but model.num_classes is {self.num_classes}; "
+                             f"set -o model.num_classes={highest + 1} or more (3862 for the 2018 YouTube-8M, "
+                             f"4716 for 2017)")
+
+    def dataset(self, cache: Cache, *, train: bool) -> YouTube8MFrames:
+        data = self.data
+        return YouTube8MFrames(cache, num_classes=self.num_classes, max_frames=data.max_frames,
+                               num_samples=data.num_samples, dequantize=data.dequantize, train=train,
+                               shuffle_buffer=data.shuffle_buffer, seed=self.config.train.seed)
+
+    def inputs(self, batch: dict) -> list[paddle.Tensor]:
+        return [batch["rgb"], batch["audio"], batch["mask"]]
+
+    def loss(self, logits: paddle.Tensor, batch: dict) -> paddle.Tensor:
+        per_class = F.binary_cross_entropy_with_logits(logits, batch["labels"], reduction="none")
+        return per_class.sum(axis=1).mean()
+
+    @staticmethod
+    def scores(logits: paddle.Tensor) -> np.ndarray:
+        """Per-class probabilities ``[N, num_classes]``."""
+        return F.sigmoid(logits).numpy()
+
+    def evaluator(self):
+        from ...evaluators.youtube8m import YouTube8MEvaluator
+
+        return YouTube8MEvaluator(top_k=self.config.eval.top_k)
+
+    def update(self, evaluator, logits, batch: dict, loss: float) -> None:
+        evaluator.update(self.scores(logits), as_numpy(batch["labels"]), loss=loss)
+
+    def predictions(self, results, cache: Cache, *, top_k: int, classes: list[str] | None) -> Iterator[dict]:
+        batches = ((self.scores(logits), as_numpy(batch["index"])) for logits, batch in results)
+        yield from prediction_records(batches, cache, views=1, top_k=top_k, classes=classes)
+
+    def input_spec(self) -> list[paddle.static.InputSpec]:
+        frames = self.data.num_samples or self.data.max_frames
+        return [
+            paddle.static.InputSpec([None, frames, RGB_SIZE], "float32", "rgb"),
+            paddle.static.InputSpec([None, frames, AUDIO_SIZE], "float32", "audio"),
+            paddle.static.InputSpec([None, frames], "float32", "mask"),
+        ]
