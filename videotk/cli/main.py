@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 
 import click
@@ -28,9 +29,27 @@ def cli(verbose: int) -> None:
     vtk inspect cache/k400 && vtk verify cache/k400
     """
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    warnings.filterwarnings("ignore", message="No ccache found")  # printed by Paddle's import
-    warnings.filterwarnings("ignore", message="When training, we now always track global mean")  # Paddle BatchNorm
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        quiet_third_parties()
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+
+
+#: notices of the libraries underneath that say nothing about the user's job
+_NOISE = (
+    "No ccache found",  # Paddle's import
+    "When training, we now always track global mean",  # Paddle's BatchNorm
+    "Tensor do not have 'place' interface for pir graph mode",  # Paddle's export
+)
+
+
+def quiet_third_parties() -> None:
+    """Silence TensorFlow's start-up lines (in this process and its children) and Paddle's notices:
+    environment variables read when they are imported, which the commands do later."""
+    os.environ.setdefault("GLOG_minloglevel", "2")  # Paddle's C++ warnings (e.g. export's PIR notice)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # its start-up notice; TF only writes tfrecords here
+    for message in _NOISE:
+        warnings.filterwarnings("ignore", message=message)
 
 
 for command in (convert, decode, synth, inspect, verify, models, train, evaluate, predict, export, plot, demo):

@@ -65,7 +65,7 @@ class TrainProgress:
             from tqdm import tqdm
 
             self.bar = tqdm(total=event["steps"], desc=f"epoch {event['epoch']}", unit="batch", leave=False,
-                            file=sys.stderr, dynamic_ncols=True)
+                            file=sys.stderr, dynamic_ncols=True, disable=None)  # None: only on a terminal
         elif kind == "batch" and self.bar is not None:
             self.bar.update(1)
         elif kind == "step":
@@ -83,7 +83,7 @@ class TrainProgress:
             click.echo(epoch_line(event))
 
     def _write(self, line: str) -> None:
-        if self.bar is not None:
+        if self.bar is not None and not self.bar.disable:
             self.bar.write(line, file=sys.stderr)
         else:
             click.echo(line, err=True)

@@ -5,10 +5,11 @@ A config file has six sections:
 - ``model``: ``name`` and the model's keyword arguments, checked against its signature;
 - ``data``: ``task`` (a registered task family, see :mod:`videotk.trainers.tasks`) and that
   task's data settings;
-- ``train``: :class:`TrainSettings`;
+- ``train``: :class:`~videotk.trainers.sections.TrainSettings`;
 - ``optimizer`` and ``lr_scheduler``: ``name`` and that optimizer's or schedule's settings
   (:mod:`videotk.trainers.optim`);
-- ``eval``: the task's evaluation settings (:class:`EvalSettings` or a subclass).
+- ``eval``: the task's evaluation settings (:class:`~videotk.trainers.sections.EvalSettings` or a
+  subclass).
 
 :func:`load_config` returns a :class:`Config` in which every section has been turned into typed
 values once; nothing downstream reads raw keys. An unknown key, a value of the wrong type, shape or
@@ -25,37 +26,14 @@ from typing import Any, Iterable
 
 import yaml
 
-from .settings import ConfigError, Count, PositiveInt, as_plain, parse_arguments, parse_settings
+from .sections import EvalSettings, TrainSettings
+from .settings import ConfigError, as_plain, parse_arguments, parse_settings
 
 __all__ = ["CONFIG_DIR", "Config", "ConfigError", "EvalSettings", "ModelSettings", "TrainSettings",
            "bundled_configs", "config_path", "dump", "load_config"]
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"  # shipped inside the package
 SECTIONS = ("model", "data", "train", "optimizer", "lr_scheduler", "eval")
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """The ``train`` section.
-
-    ``cpu_threads``: Paddle's CPU threads; None gives it the cores the DataLoader workers leave.
-    ``keep_last``: keep only the newest N epoch checkpoints (None keeps all).
-    """
-
-    epochs: PositiveInt
-    batch_size: PositiveInt
-    num_workers: Count = 0
-    cpu_threads: PositiveInt | None = None
-    seed: int = 0
-    log_every: PositiveInt = 20
-    keep_last: PositiveInt | None = None
-
-
-@dataclass(frozen=True)
-class EvalSettings:
-    """The ``eval`` section shared by every task; a task may add keys in a subclass."""
-
-    batch_size: PositiveInt = 16
 
 
 @dataclass(frozen=True)

@@ -331,14 +331,19 @@ def export(config: Config, weights: str | Path, out_dir: str | Path) -> Path:
     return out_dir
 
 
+_said: set[str] = set()
+
+
 def _scalar_writer(save_dir: str | Path, notify: Callback):
-    """A VisualDL writer when VisualDL is installed (an optional extra); otherwise None, said once."""
+    """A VisualDL writer when VisualDL is installed (an optional extra); otherwise None, said once
+    per process."""
     try:
         from visualdl import LogWriter
     except ImportError:
-        metrics = Path(save_dir) / "metrics.jsonl"
-        notify({"event": "notice", "message": f"VisualDL is not installed: curves are in {metrics} (vtk plot draws "
-                "them; pip install visualdl for its dashboard)"})
+        if "visualdl" not in _said:
+            _said.add("visualdl")
+            notify({"event": "notice", "message": "VisualDL is not installed: the curves are in SAVE_DIR/metrics.jsonl "
+                    "(vtk plot draws them; pip install visualdl for its dashboard)"})
         return None
     return LogWriter(logdir=str(Path(save_dir) / "visualdl"))
 

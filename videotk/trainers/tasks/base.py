@@ -44,7 +44,7 @@ try:
 except ImportError:  # TEMPORARY until formats provides it
     def check_shards(cache):
         return [f"{e['file']}: missing" for i, e in enumerate(cache.shards) if not cache.shard_path(i).is_file()]
-from ..config import EvalSettings
+from ..sections import EvalSettings
 from ..loader import Loader, make_loader
 from ..settings import ConfigError, parse_settings
 

@@ -32,7 +32,7 @@ import paddle.nn.functional as F
 
 from ...formats import Cache, CacheError
 from ...formats.schema import dequantize_youtube8m as dequantize
-from ..config import EvalSettings
+from ..sections import EvalSettings
 from ..settings import Count, PositiveInt
 from ..sharding import CacheDataset
 from .base import Task, as_numpy, register_task
