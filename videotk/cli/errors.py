@@ -2,7 +2,8 @@
 
 - usage problems (bad options, configs, caches of the wrong kind, checkpoints that do not fit):
   ``Error: <what and where, what to do>``, exit status 2;
-- a failure while reading data in a run: ``Error: <cache, record, reason>``, exit status 1;
+- a failure while reading data in a run: ``Error: <cache, record, reason>``, exit status 1, and
+  so is a file that cannot be read or written (``Error: <path>: <reason>``);
 - Ctrl-C: a line saying what was kept and how to go on, exit status 130.
 """
 
@@ -37,7 +38,7 @@ def guarded(interrupted=lambda: "interrupted"):
         yield
     except (ConfigError, CheckpointError, DeviceError, CacheError, UnknownModelError) as exc:
         raise Problem(str(exc)) from None
-    except DataError as exc:
+    except (DataError, OSError) as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(FAILED)
     except KeyboardInterrupt:

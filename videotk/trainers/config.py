@@ -118,8 +118,10 @@ def read_yaml(path: Path) -> dict:
     """The sections of the YAML file ``path``; ConfigError when it is no config."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read config ({exc})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not a YAML config ({yaml_problem(exc)})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc})") from None
     if not isinstance(raw, dict) or any(not isinstance(raw.get(s), dict) for s in SECTIONS):
         raise ConfigError(f"{path}: a config needs the sections {', '.join(SECTIONS)}")
     unknown = sorted(set(raw) - set(SECTIONS))
@@ -151,7 +153,14 @@ def apply_override(raw: dict, item: str) -> None:
     try:
         node[parts[-1]] = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"override {item!r}: value is not valid YAML ({exc})") from exc
+        raise ConfigError(f"override {item!r}: the value is not valid YAML ({yaml_problem(exc)})") from None
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line: what is wrong and where."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{getattr(exc, 'problem', None) or type(exc).__name__}{where}"
 
 
 def parse_config(raw: dict) -> Config:

@@ -94,6 +94,7 @@ def train(config: Config, shards: str | os.PathLike, *, valid_shards: str | os.P
     start = _resume_point(config, resume, save_dir)
     if runtime.is_main():
         check_run_folder(save_dir, resuming=start is not None, overwrite=overwrite)
+        _writable(save_dir)
     runtime.prepare(device, cpu_threads=config.train.cpu_threads, num_workers=config.train.num_workers,
                     seed=config.train.seed)
     model = build_model(config)
@@ -213,6 +214,16 @@ def _resume_point(config: Config, resume: str | Path | None, save_dir: str | Pat
         raise NothingToDo(f"nothing to do: {checkpoint} finished epoch {done - 1}, the last of train.epochs "
                           f"{config.train.epochs}; pass --epochs N (more than {done}) to train on")
     return checkpoint
+
+
+def _writable(save_dir: str | Path) -> None:
+    """Create ``save_dir``; CheckpointError naming it when that is not possible."""
+    try:
+        Path(save_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CheckpointError(f"--save-dir {save_dir}: cannot create it ({exc.strerror or exc})") from None
+    if not os.access(save_dir, os.W_OK):
+        raise CheckpointError(f"--save-dir {save_dir}: not writable")
 
 
 def _notice_size(config: Config, model: paddle.nn.Layer, device: str, notify: Callback) -> None:
