@@ -74,6 +74,35 @@ def test_verify_names_a_damaged_shard(converted, tmp_path):
     assert f"BAD {shard.name}: sha256" in result.output
 
 
+def test_inspect_names_a_missing_shard_and_reports_the_rest(converted, tmp_path):
+    import shutil
+
+    copy = tmp_path / "cache"
+    shutil.copytree(converted, copy)
+    shard = sorted((copy / "shards").iterdir())[1]
+    shard.unlink()
+    result = CliRunner().invoke(cli, ["inspect", str(copy)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert [line for line in result.output.splitlines() if "BAD" in line] == [
+        f"BAD {shard.name}: missing (left out of the figures)"]
+    assert "records  24" in result.output and "frames per video" in result.output
+    info = json.loads(CliRunner().invoke(cli, ["inspect", str(copy), "--json"]).stdout)
+    assert info["problems"] == [{"file": shard.name, "reason": "missing"}]
+    assert info["frames_per_video"]["count"] == 16 and info["labels"]["per_video"]["count"] == 16
+
+
+def test_inspect_and_verify_of_a_damaged_manifest(converted, tmp_path):
+    import shutil
+
+    copy = tmp_path / "cache"
+    shutil.copytree(converted, copy)
+    (copy / "manifest.json").write_text('{"schema_version": 1, "kind": "youtube8m-frame"}')
+    for command in ("inspect", "verify"):
+        result = CliRunner().invoke(cli, [command, str(copy)])
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert f"{copy / 'manifest.json'}: no key 'format'" in result.output
+
+
 def test_inspect_of_a_folder_that_is_not_a_cache(tmp_path):
     result = CliRunner().invoke(cli, ["inspect", str(tmp_path)])
     assert result.exit_code == 2 and "not a videotk cache" in result.output

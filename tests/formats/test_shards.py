@@ -1,5 +1,6 @@
 import json
 import pickle
+import re
 
 import h5py
 import numpy as np
@@ -9,10 +10,12 @@ import pytest
 from videotk.formats import (
     BinaryList,
     CacheError,
+    check_shards,
     kinetics_columns,
     open_cache,
     open_shard_reader,
     open_shard_writer,
+    read_errors,
     shard_name,
     verify_cache,
     youtube8m_columns,
@@ -232,3 +235,49 @@ def test_parquet_hands_out_frames_as_views_of_one_buffer(tmp_path):
     copy = open_cache(write_cache(tmp_path / "h5", "hdf5", "kinetics", columns, [list(cache)]))
     for got, want in zip(copy, records, strict=True):
         assert_same(got, want)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_check_shards_stats_by_default_and_reads_when_deep(tmp_path, fmt):
+    columns, make = CASES["youtube8m-frame"]
+    write_cache(tmp_path, fmt, "youtube8m-frame", columns, [[make(i) for i in range(5)], [make(9)], [make(7)]])
+    cache = open_cache(tmp_path)
+    assert check_shards(cache) == [] and check_shards(tmp_path, deep=True) == []
+
+    first, second, third = sorted((tmp_path / "shards").iterdir())
+    data = bytearray(first.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    first.write_bytes(bytes(data))  # same size: only a deep check sees it
+    second.unlink()
+    third.write_bytes(third.read_bytes() + b"\0")
+    assert [str(p) for p in check_shards(cache)] == [f"{second.name}: missing",
+                                                     f"{third.name}: size {third.stat().st_size} bytes, "
+                                                     f"manifest says {third.stat().st_size - 1}"]
+    deep = check_shards(cache, deep=True)
+    assert [p.file for p in deep] == [first.name, second.name, third.name] and "sha256" in deep[0].reason
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{not json", "cannot be read as JSON"),
+    ("[1, 2]", "not a JSON object"),
+    ('{"schema_version": 1, "kind": "kinetics", "format": "parquet", "columns": []}', "no key 'shards'"),
+    ('{"schema_version": 1, "kind": "kinetics", "format": "parquet", "columns": [], "shards": {}}', "shards is dict, not list"),
+    ('{"schema_version": 1, "kind": "kinetics", "format": "parquet", "columns": [{"name": "x", "type": "int8"}],'
+     ' "shards": []}', "bad columns"),
+    ('{"schema_version": 1, "kind": "kinetics", "format": "parquet", "columns": [],'
+     ' "shards": [{"file": "a.parquet", "rows": 1, "bytes": 2}]}', "no key 'shards[0].sha256'"),
+    ('{"schema_version": 1, "kind": "kinetics", "format": "parquet", "columns": [],'
+     ' "shards": [{"file": "../../etc/passwd", "rows": 1, "bytes": 2, "sha256": ""}]}', "not a file name inside shards/"),
+    ('{"schema_version": 2}', "schema version 2"),
+])
+def test_open_cache_names_a_damaged_manifest(tmp_path, text, message):
+    (tmp_path / "manifest.json").write_text(text)
+    with pytest.raises(CacheError, match=re.escape(message)) as info:
+        open_cache(tmp_path)
+    assert str(info.value).startswith(str(tmp_path / "manifest.json"))
+
+
+def test_read_errors_names_a_damaged_line(tmp_path):
+    (tmp_path / "errors.jsonl").write_text('{"source": "a", "item": null, "reason": "x", "status": "failed"}\n{oops\n')
+    with pytest.raises(CacheError, match="errors.jsonl: line 2 is not valid JSON"):
+        read_errors(tmp_path)

@@ -28,18 +28,27 @@ def _open(cache_path: str):
               help="Draw frames-per-video and label histograms to a PNG file.")
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Classes listed in text output.")
 def inspect(cache, as_json, plot, top):
-    """Rows, shards, bytes, frames per video and label histogram of CACHE."""
+    """Rows, shards, bytes, frames per video and label histogram of CACHE.
+
+    A missing or damaged shard is named on one line (BAD <shard>: <reason>) and left out of the
+    figures; the exit status is then 1.
+    """
     from ..formats.stats import describe
 
-    info = describe(_open(cache))
+    opened = _open(cache)
+    info = describe(opened)
     if plot:
-        _plot(info, plot)
+        _plot(opened, info, plot)
     if as_json:
         click.echo(json.dumps(info, indent=2))
     else:
         _print_text(info, top)
     if plot:
         click.echo(f"plot: {plot}", err=as_json)
+    for problem in info["problems"]:
+        click.echo(f"BAD {problem['file']}: {problem['reason']} (left out of the figures)", err=True)
+    if info["problems"]:
+        sys.exit(1)
 
 
 def _print_text(info: dict, top: int) -> None:
@@ -63,20 +72,19 @@ def _print_text(info: dict, top: int) -> None:
     click.echo("  errors   " + (", ".join(f"{k} {v}" for k, v in sorted(errors.items())) or "none"))
 
 
-def _plot(info: dict, path: str) -> None:
+def _plot(cache, info: dict, path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..formats import open_cache
+    from ..formats.stats import readable_column
 
-    cache = open_cache(info["path"])
     panels = [name for name in ("num_frames", "labels", "label") if name in info["columns"]]
     fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(5 * max(len(panels), 1), 3.5), squeeze=False)
     for ax, name in zip(axes[0], panels):
         if name == "num_frames":
-            ax.hist(cache.column(name), bins=30, color="tab:blue")
+            ax.hist(readable_column(cache, name, []), bins=30, color="tab:blue")
             ax.set(title="frames per video", xlabel="frames", ylabel="videos")
         else:
             per_class = info["labels"]["per_class"]
@@ -95,10 +103,10 @@ def verify(cache):
 
     Exit status 1 names each bad shard; 0 when all match.
     """
-    from ..formats import verify_cache
+    from ..formats import check_shards
 
     opened = _open(cache)
-    problems = verify_cache(cache)
+    problems = check_shards(opened, deep=True)
     for problem in problems:
         click.echo(f"BAD {problem}", err=True)
     if problems:

@@ -10,9 +10,10 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Iterator
 
+from .base import ShardReader, file_sha256
 from .manifest import SHARDS, CacheError, read_manifest
 from .schema import Column, columns_from_json
-from .shard import ShardReader, file_sha256, open_shard_reader
+from .shard import open_shard_reader
 
 
 OPEN_READERS = 8
@@ -89,6 +90,8 @@ def open_cache(path: str | os.PathLike) -> Cache:
 
 @dataclass(frozen=True)
 class ShardProblem:
+    """A shard of a cache that does not match its manifest: ``file`` (its name in ``shards/``) and why."""
+
     file: str
     reason: str
 
@@ -96,23 +99,48 @@ class ShardProblem:
         return f"{self.file}: {self.reason}"
 
 
-def verify_cache(path: str | os.PathLike) -> list[ShardProblem]:
-    """Re-check every shard's size, sha256 and row count against the manifest; returns the problems."""
-    cache = Cache(path)
+def check_shards(cache: Cache | str | os.PathLike, *, deep: bool = False) -> list[ShardProblem]:
+    """The shards of ``cache`` that do not match its manifest, in manifest order (none: all match).
+
+    ``deep=False`` only looks at the file system: every shard exists and has the manifest's size
+    (cheap: one ``stat`` per shard, a check to run before training). ``deep=True`` also reads
+    every shard: its sha256 and row count. ``cache`` is an open :class:`Cache` or its folder
+    (``CacheError`` when the folder is not a readable cache).
+    """
+    cache = cache if isinstance(cache, Cache) else Cache(cache)
     problems = []
     for index, entry in enumerate(cache.shards):
-        problem = _shard_problem(cache.shard_path(index), entry)
+        path = cache.shard_path(index)
+        problem = _stat_problem(path, entry) or (_content_problem(path, entry) if deep else None)
         if problem:
             problems.append(ShardProblem(entry["file"], problem))
     return problems
 
 
-def _shard_problem(path: Path, entry: dict) -> str | None:
-    if not path.is_file():
+def verify_cache(path: str | os.PathLike) -> list[ShardProblem]:
+    """``check_shards(path, deep=True)``: size, sha256 and row count of every shard."""
+    return check_shards(path, deep=True)
+
+
+def _stat_problem(path: Path, entry: dict) -> str | None:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
         return "missing"
-    if path.stat().st_size != entry["bytes"]:
-        return f"size {path.stat().st_size} bytes, manifest says {entry['bytes']}"
-    digest = file_sha256(path)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if not path.is_file():
+        return "not a file"
+    if size != entry["bytes"]:
+        return f"size {size} bytes, manifest says {entry['bytes']}"
+    return None
+
+
+def _content_problem(path: Path, entry: dict) -> str | None:
+    try:
+        digest = file_sha256(path)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
     if digest != entry["sha256"]:
         return f"sha256 {digest[:16]}..., manifest says {entry['sha256'][:16]}..."
     try:
@@ -124,4 +152,4 @@ def _shard_problem(path: Path, entry: dict) -> str | None:
     return None
 
 
-__all__ = ["Cache", "CacheError", "ShardProblem", "open_cache", "verify_cache"]
+__all__ = ["Cache", "CacheError", "ShardProblem", "check_shards", "open_cache", "verify_cache"]

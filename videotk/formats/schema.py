@@ -1,48 +1,77 @@
-"""Column contracts of every cache kind.
+"""Column contracts of every cache kind, and the column types they are made of.
 
-A record is a plain dict whose keys are column names. Column types and the Python values a reader
-returns for them:
+A record is a plain dict whose keys are column names. Column types and the value a reader
+returns for each (how each is stored is in the table of :mod:`videotk.formats.codecs`):
 
-=================  ==========================================
-type               value in a record
-=================  ==========================================
-``string``         ``str``
-``int32``          ``int``
-``float32``        ``float``
-``binary``         ``bytes``
-``list<int32>``    ``np.ndarray`` of int32, shape ``[L]``
-``list<float32>``  ``np.ndarray`` of float32, shape ``[L]``
-``list<binary>``   a sequence of ``bytes``: a ``list``, or from Parquet a :class:`BinaryList`
-=================  ==========================================
+==========================  ===========================================================
+type                        value in a record
+==========================  ===========================================================
+``string``                  ``str``
+``int32``, ``int64``        ``int``
+``float32``, ``float64``    ``float``
+``binary``                  ``bytes``
+``list<int32>``             ``np.ndarray`` of int32, shape ``[L]``
+``list<float32>``           ``np.ndarray`` of float32, shape ``[L]``
+``list<binary>``            a sequence of ``bytes``: a ``list``, or from Parquet a :class:`BinaryList`
+``list<string>``            a ``list`` of ``str``
+``tensor<D>[d1,...,dk]``    ``np.ndarray`` of dtype ``D`` and rank k (see below)
+``segments``                ``np.ndarray`` of float32, shape ``[K, 2]``: (start, end) in seconds
+==========================  ===========================================================
+
+Tensors: ``D`` is float16, float32, float64, uint8, int32 or int64; each ``d`` is a whole number,
+or ``?`` where the size varies per record: ``tensor<float32>[?,1024]`` holds ``[T, 1024]`` frame
+features, ``tensor<uint8>[?,?,?,3]`` ``[T, H, W, 3]`` frames. From Parquet a tensor is a read-only
+view of the row group's buffer (no copy); from HDF5 a fresh array.
+
+Writers take the value a reader returns; besides, scalars take any number of their kind,
+``list<int32>`` / ``list<float32>`` any 1-D sequence of numbers that converts without changing
+kind, and ``segments`` a ``[K, 2]`` array or a list of ``[start, end]`` pairs (K may be 0). A value
+of the wrong type, dtype, rank or shape is refused with an error naming the column.
+
+Layouts. Parquet: scalars, ``string`` and ``binary`` are columns of the same Arrow type; lists are
+``list<item>``; a tensor is ``struct<shape: list<int32>, data: list<D>>`` with the data flattened
+row-major, and ``segments`` is stored as ``tensor<float32>[?,2]``. HDF5 (``N`` records, datasets
+named after the column): scalars ``[N]``; ``string``, ``binary``, ``list<int32>`` and
+``list<float32>`` variable-length ``[N]``; ``list<binary>`` and ``list<string>`` one dataset of
+every record's items one after the other plus ``<name>.row_splits`` int64 ``[N + 1]`` (record
+``i`` owns items ``row_splits[i]:row_splits[i + 1]``); a tensor its flattened data
+``[total elements]``, ``<name>.row_splits`` (element offsets) and ``<name>.shapes`` int64
+``[N, k]``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
+from .codecs import Codec, codec_for
+
 SCHEMA_VERSION = 1
 
-TYPES = ("string", "int32", "float32", "binary", "list<int32>", "list<float32>", "list<binary>")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
 class Column:
-    """One named, typed column of a cache."""
+    """One named, typed column of a cache; ``type`` is checked (and spelled canonically) on creation."""
 
     name: str
     type: str
 
     def __post_init__(self) -> None:
-        if self.type not in TYPES:
-            raise ValueError(f"column {self.name!r}: unknown type {self.type!r}; expected one of {TYPES}")
+        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
+            raise ValueError(f"column name {self.name!r}: use letters, digits and underscores")
+        try:
+            object.__setattr__(self, "type", codec_for(self.type).name)
+        except ValueError as exc:
+            raise ValueError(f"column {self.name!r}: {exc}") from None
 
     @property
-    def is_list(self) -> bool:
-        return self.type.startswith("list<")
+    def codec(self) -> Codec:
+        return codec_for(self.type)
 
 
 def _columns(*pairs: tuple[str, str]) -> tuple[Column, ...]:
@@ -118,62 +147,6 @@ def parse_schema_json(text: str | bytes) -> tuple[str, tuple[Column, ...]]:
             f"schema version {data.get('schema_version')!r} is not supported (this videotk reads {SCHEMA_VERSION})"
         )
     return data["kind"], columns_from_json(data["columns"])
-
-
-class BinaryList(Sequence):
-    """A read-only ``list<binary>`` value over one shared buffer: item ``i`` is the bytes
-    ``data[offsets[i] : offsets[i + 1]]``.
-
-    A Kinetics record holds hundreds of JPEGs of which a clip sampler decodes a handful; making a
-    ``bytes`` object of every one costs more than reading them. This hands out the reader's buffer
-    instead and copies an item only when it is asked for. Slices are ``BinaryList`` views; the
-    value equals any sequence of the same bytes; it pickles as a plain ``list`` of ``bytes``. It
-    keeps the whole buffer (one Parquet row group) alive while it lives.
-    """
-
-    __slots__ = ("_data", "_offsets")
-
-    def __init__(self, data: np.ndarray, offsets: np.ndarray):
-        if offsets.ndim != 1 or offsets.size < 1:
-            raise ValueError(f"BinaryList needs at least one offset, got shape {offsets.shape}")
-        self._data, self._offsets = data, offsets
-
-    def __len__(self) -> int:
-        return len(self._offsets) - 1
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            start, stop, step = index.indices(len(self))
-            if step == 1:
-                return BinaryList(self._data, self._offsets[start : max(start, stop) + 1])
-            return [self[i] for i in range(start, stop, step)]
-        return self.view(index).tobytes()
-
-    def view(self, index: int) -> np.ndarray:
-        """Item ``index`` as a read-only uint8 array over the buffer (no copy)."""
-        count = len(self)
-        if not -count <= index < count:
-            raise IndexError(f"item {index} out of range for {count} items")
-        index %= count
-        return self._data[self._offsets[index] : self._offsets[index + 1]]
-
-    @property
-    def nbytes(self) -> int:
-        """Total bytes of the items."""
-        return int(self._offsets[-1] - self._offsets[0])
-
-    def __eq__(self, other) -> bool:
-        if not isinstance(other, Sequence) or isinstance(other, (str, bytes, bytearray)):
-            return NotImplemented
-        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
-
-    __hash__ = None
-
-    def __repr__(self) -> str:
-        return f"BinaryList({len(self)} items, {self.nbytes} bytes)"
-
-    def __reduce__(self):
-        return list, (list(self),)
 
 
 _YT8M_SCALE = np.float32(4.0 / 255.0)

@@ -6,13 +6,19 @@ from collections import Counter
 
 import numpy as np
 
-from .cache import Cache
-from .manifest import read_errors
+from .cache import Cache, ShardProblem, check_shards
+from .manifest import CacheError, read_errors
 
 
 def describe(cache: Cache) -> dict:
-    """Rows, shards, bytes, frames per video and the label histogram of ``cache`` as plain JSON data."""
+    """Rows, shards, bytes, frames per video and the label histogram of ``cache`` as plain JSON data.
+
+    Files of the cache that are missing, of the wrong size or unreadable (shards, errors.jsonl) are
+    listed under ``problems`` (``[{"file", "reason"}]``) and left out of the figures.
+    """
     names = {c.name for c in cache.columns}
+    problems = check_shards(cache)
+    columns = {name: readable_column(cache, name, problems) for name in ("num_frames", "labels", "label") if name in names}
     info = {
         "path": str(cache.path),
         "kind": cache.kind,
@@ -22,13 +28,36 @@ def describe(cache: Cache) -> dict:
         "bytes": sum(s["bytes"] for s in cache.shards),
         "columns": {c.name: c.type for c in cache.columns},
         "options": cache.manifest.get("options", {}),
-        "errors": dict(Counter(e["status"] for e in read_errors(cache.path))),
+        "errors": _error_counts(cache, problems),
     }
-    if "num_frames" in names:
-        info["frames_per_video"] = _distribution(np.asarray(cache.column("num_frames"), dtype=np.int64))
-    if "labels" in names or "label" in names:
-        info["labels"] = _label_counts(cache)
+    if "num_frames" in columns:
+        info["frames_per_video"] = _distribution(np.asarray(columns["num_frames"], dtype=np.int64))
+    if "labels" in columns or "label" in columns:
+        info["labels"] = _label_counts(cache, columns)
+    info["problems"] = [{"file": p.file, "reason": p.reason} for p in problems]
     return info
+
+
+def readable_column(cache: Cache, name: str, problems: list[ShardProblem]) -> list:
+    """Column ``name`` over the shards that ``problems`` does not name and that can be read; the
+    unreadable ones are added to ``problems``."""
+    values = []
+    for index, entry in enumerate(cache.shards):
+        if any(p.file == entry["file"] for p in problems):
+            continue
+        try:
+            values.extend(cache.shard(index).read_column(name))
+        except Exception as exc:  # a damaged file can fail in many ways inside pyarrow / h5py
+            problems.append(ShardProblem(entry["file"], f"unreadable ({' '.join(str(exc).split())})"))
+    return values
+
+
+def _error_counts(cache: Cache, problems: list[ShardProblem]) -> dict:
+    try:
+        return dict(Counter(e["status"] for e in read_errors(cache.path)))
+    except CacheError as exc:
+        problems.append(ShardProblem("errors.jsonl", str(exc)))
+        return {}
 
 
 def _distribution(values: np.ndarray) -> dict:
@@ -44,14 +73,14 @@ def _distribution(values: np.ndarray) -> dict:
     }
 
 
-def _label_counts(cache: Cache) -> dict:
+def _label_counts(cache: Cache, columns: dict[str, list]) -> dict:
     """``{"per_class": {index: count}, "names": [...], "per_video": distribution}``."""
-    if "labels" in {c.name for c in cache.columns}:
-        lists = cache.column("labels")
+    if "labels" in columns:
+        lists = columns["labels"]
         flat = np.concatenate(lists) if lists else np.zeros(0, np.int32)
         per_video = _distribution(np.asarray([len(v) for v in lists], dtype=np.int64))
     else:
-        flat = np.asarray(cache.column("label"), dtype=np.int64)
+        flat = np.asarray(columns["label"], dtype=np.int64)
         per_video = None
     counts = Counter(int(v) for v in flat)
     result = {"classes_seen": len(counts), "per_class": {str(k): counts[k] for k in sorted(counts)}}

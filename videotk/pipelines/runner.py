@@ -35,7 +35,8 @@ from ..formats.manifest import (
     write_manifest,
 )
 from ..formats.schema import Column, columns_to_json
-from ..formats.shard import open_shard_writer, remove_stale_temporaries, shard_name
+from ..formats.folder import remove_stale_temporaries
+from ..formats.shard import open_shard_writer, shard_name
 
 log = logging.getLogger(__name__)
 
@@ -183,8 +184,7 @@ def _prepare(cache_dir: str, spec: JobSpec, overwrite: bool) -> None:
     (root / SHARDS).mkdir(parents=True, exist_ok=True)
     _journal_dir(cache_dir).mkdir(exist_ok=True)
     write_atomic(job_file, json.dumps(fingerprint))
-    for stale in remove_stale_temporaries(root / SHARDS):
-        log.info("removed half-written %s from an interrupted run", stale.name)
+    remove_stale_temporaries(root)
 
 
 def _clear(root: Path) -> None:
