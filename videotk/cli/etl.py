@@ -9,19 +9,35 @@ import click
 from .options import ProgressBar, etl_options, report
 
 
-def _run_job(job, noun: str, quiet: bool, **kwargs):
-    """Run a pipeline function with a progress bar; map its input errors to usage errors (exit 2)."""
-    from ..pipelines.runner import JobConflict
+INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
 
-    bar = ProgressBar("shards", "shard", quiet)
+
+def _run_job(job, noun: str, quiet: bool, **kwargs):
+    """Run a pipeline function with a progress bar. Its input, folder and scheduler errors are usage
+    errors (exit 2); Ctrl-C ends it with one line saying what was kept (exit 130)."""
+    from ..formats import CacheError
+    from ..pipelines.runner import SchedulerError
+
     try:
-        summary = job(progress=bar, **kwargs)
-    except (JobConflict, ValueError, FileNotFoundError) as exc:
-        raise click.UsageError(str(exc)) from exc
-    finally:
-        bar.close()
+        with ProgressBar("shards", "shard", quiet) as bar:
+            summary = job(progress=bar, **kwargs)
+    except (CacheError, SchedulerError, ValueError, OSError) as exc:
+        raise click.UsageError(" ".join(str(exc).split())) from exc
+    except KeyboardInterrupt as exc:
+        click.echo(str(exc) or "interrupted", err=True)
+        sys.exit(INTERRUPTED)
     report(summary, noun)
     sys.exit(summary.exit_code)
+
+
+def _short_side(ctx, param, value: int) -> int:
+    from ..pipelines.ffmpeg import check_short_side
+
+    try:
+        check_short_side(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
 
 
 @click.group()
@@ -65,8 +81,8 @@ def decode():
               help="Only the CSV rows whose split column is NAME (train, val, test); classes stay those of the whole CSV.")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=25.0, show_default=True,
               help="Resample every clip to this frame rate.")
-@click.option("--short-side", type=click.IntRange(min=0), default=256, show_default=True,
-              help="Resize so the shorter side has this many pixels, keeping the aspect ratio (0: keep size).")
+@click.option("--short-side", type=click.IntRange(min=0), default=256, show_default=True, callback=_short_side,
+              help="Resize so the shorter side has this many pixels (even), keeping the aspect ratio (0: keep size).")
 @click.option("--codec", type=click.Choice(["jpeg", "raw"]), default="jpeg", show_default=True,
               help="Store one JPEG per frame, or raw uint8 RGB frames [T, H, W, 3].")
 @click.option("--quality", type=click.IntRange(2, 31), default=3, show_default=True,

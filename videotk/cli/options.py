@@ -22,7 +22,9 @@ def etl_options(func):
                   help="Local worker processes [default: all cores]. 1 runs in this process.")
     @click.option("--scheduler", metavar="ADDRESS", default=None,
                   help="Run on an existing dask.distributed cluster (e.g. tcp://host:8786) instead of local workers.")
-    @click.option("--overwrite", is_flag=True, help="Replace a cache made with other options.")
+    @click.option("--overwrite", is_flag=True,
+                  help="Replace a videotk cache made with other options: only the files it wrote are removed. "
+                       "A non-empty folder that holds no videotk cache is never touched.")
     @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -51,6 +53,12 @@ class ProgressBar:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+    def __enter__(self) -> "ProgressBar":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def human_bytes(count: float) -> str:

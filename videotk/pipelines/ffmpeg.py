@@ -95,7 +95,7 @@ def decode_clip(
     - zero frames after resampling (a clip shorter than one output frame), or ffmpeg running
       longer than ``timeout`` seconds (it is killed).
     """
-    _check_options(fps, short_side, codec, quality)
+    check_options(fps, short_side, codec, quality)
     source = _existing_clip(path)
     stream = _decode_stream(source, float(fps), short_side, codec, quality)
     data, ffmpeg_log = _run(stream, source, timeout)
@@ -161,16 +161,22 @@ def _jpeg_end(stream: bytes, start: int) -> int:
     raise ValueError(f"JPEG starting at byte {start} has no end-of-image marker")
 
 
-def _check_options(fps: float, short_side: int | None, codec: str, quality: int) -> None:
-    """Reject bad options up front, so that ffmpeg errors always mean a bad clip."""
+def check_options(fps: float, short_side: int | None, codec: str, quality: int) -> None:
+    """Reject bad options up front (``ValueError``), so that ffmpeg errors always mean a bad clip."""
     if codec not in CODECS:
         raise ValueError(f"codec must be one of {CODECS}, got {codec!r}")
     if not fps > 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    if short_side and (short_side < 0 or short_side % 2):
-        raise ValueError(f"short_side must be even and positive, or None/0 for no scaling; got {short_side}")
+    check_short_side(short_side)
     if not 1 <= quality <= 31:
         raise ValueError(f"quality (ffmpeg -q:v) must be in 1..31, got {quality}")
+
+
+def check_short_side(short_side: int | None) -> None:
+    """``short_side`` must be 0 / None (keep the size) or even and at least 2 (H.264 and yuv420p
+    frames have even sizes); ``ValueError`` otherwise."""
+    if short_side and (short_side < 2 or short_side % 2):
+        raise ValueError(f"the short side must be 0 (keep the size) or an even number of pixels, at least 2; got {short_side}")
 
 
 def _existing_clip(path: str | os.PathLike) -> str:
@@ -204,14 +210,24 @@ def _decode_stream(source: str, fps: float, short_side: int | None, codec: str, 
 
 
 def _run(stream, source: str, timeout: float) -> tuple[bytes, str]:
-    """ffmpeg's stdout and its log; DecodeError on a non-zero exit, a logged error or a timeout."""
-    process = stream.run_async(cmd=ffmpeg_binary(), pipe_stdout=True, pipe_stderr=True)
+    """ffmpeg's stdout and its log; DecodeError on a non-zero exit, a logged error or a timeout.
+
+    ffmpeg runs in a session of its own: Ctrl-C in a terminal goes to the whole foreground process
+    group, and an ffmpeg that stops early on SIGINT would look like a truncated clip. The process
+    that runs it stops it instead, on any exception (KeyboardInterrupt too).
+    """
+    process = subprocess.Popen(stream.compile(cmd=ffmpeg_binary()), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, start_new_session=True)
     try:
         data, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
         process.communicate()
         raise DecodeError(source, f"ffmpeg did not finish within {timeout:g} s") from None
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
     ffmpeg_log = err.decode("utf-8", "replace")
     errors = _error_lines(ffmpeg_log)
     if process.returncode != 0 or errors:

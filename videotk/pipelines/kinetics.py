@@ -11,8 +11,8 @@ from pathlib import Path
 
 from ..formats.manifest import error_entry
 from ..formats.schema import kinetics_columns
-from .ffmpeg import DecodeError, decode_clip
-from .runner import JobSpec, Summary, Task, file_identity, run_job, task_key
+from .ffmpeg import DecodeError, check_options, decode_clip
+from .runner import JobSpec, Summary, Task, check_readable, file_identity, run_job, task_key
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,9 @@ def find_videos(src: Path) -> list[Path]:
     return sorted(p for p in src.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
 
 
-def clips_from_folders(src: Path) -> tuple[list[Clip], list[str], list[dict]]:
-    """Clips labelled by their class folder ``src/<label>/<id>.mp4``; classes are the sorted folder names."""
-    videos = find_videos(src)
+def clips_from_folders(src: Path, videos: list[Path]) -> tuple[list[Clip], list[str], list[dict]]:
+    """Clips labelled by their class folder ``src/<label>/<id>.mp4`` (``videos``: the files under
+    ``src``); classes are the sorted folder names."""
     inside = [p for p in videos if len(p.relative_to(src).parts) == 2]
     classes = sorted({p.parent.name for p in inside})
     index = {name: i for i, name in enumerate(classes)}
@@ -89,9 +89,10 @@ def _whole_seconds(text: str, key: str) -> int:
     return int(value)
 
 
-def clips_from_csv(src: Path, csv_path: Path, split: str | None = None) -> tuple[list[Clip], list[str], list[dict]]:
-    """Clips listed in the CSV (only the rows of ``split``, when given) and found under ``src`` (by
-    file name, anywhere below it).
+def clips_from_csv(src: Path, videos: list[Path], csv_path: Path,
+                   split: str | None = None) -> tuple[list[Clip], list[str], list[dict]]:
+    """Clips listed in the CSV (only the rows of ``split``, when given) and found among ``videos``
+    (the files under ``src``) by file name.
 
     Listed clips with no file are ``missing``; files the CSV does not list at all are ``skipped``;
     both go to errors.jsonl. Classes are the sorted label names of the whole CSV, so every split
@@ -103,7 +104,7 @@ def clips_from_csv(src: Path, csv_path: Path, split: str | None = None) -> tuple
     rows = [r for r in rows if r["id"] not in other_split]
     index = {name: i for i, name in enumerate(classes)}
     by_stem: dict[str, list[Path]] = {}
-    for path in find_videos(src):
+    for path in videos:
         by_stem.setdefault(path.stem, []).append(path)
     clips, listed = [], set()
     for row in rows:
@@ -139,14 +140,19 @@ def decode_kinetics(
 ) -> Summary:
     """Decode every clip under ``src`` (labelled by ``annotations`` or by class folders) into ``out``."""
     src = Path(src).resolve()
+    check_readable(src)
     if not src.is_dir():
         raise FileNotFoundError(f"--src {src}: not a folder")
-    if annotations:
-        clips, classes, listing_errors = clips_from_csv(src, Path(annotations), split)
-    elif split:
+    if split and not annotations:
         raise ValueError("--split selects rows of the --annotations CSV; give the CSV too")
+    check_options(fps, short_side, codec, quality)
+    videos = find_videos(src)
+    if not videos:
+        raise ValueError(f"--src {src}: no video files ({', '.join(VIDEO_SUFFIXES)}) found")
+    if annotations:
+        clips, classes, listing_errors = clips_from_csv(src, videos, Path(annotations), split)
     else:
-        clips, classes, listing_errors = clips_from_folders(src)
+        clips, classes, listing_errors = clips_from_folders(src, videos)
     spec = JobSpec(
         kind="kinetics",
         fmt=fmt,

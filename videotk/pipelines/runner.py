@@ -2,50 +2,69 @@
 
 The cache folder during a job::
 
-    CACHE/.journal/job.json               the job's options; a resumed run must ask for the same
+    CACHE/.journal/job.json               the job's fingerprint; a resumed run must ask for the same
     CACHE/.journal/part-00003-<key>.json  one per finished task: its shard, rows and errors
     CACHE/shards/part-00003-<key>.parquet one per task that produced records
 
-A task writes its shard under a temporary name, renames it, then writes its journal entry. A run
-that was interrupted (even by ``kill -9``) is resumed by running the same command again: tasks whose
-journal entry and shard are present are skipped. ``errors.jsonl`` and then ``manifest.json`` are
-written last, from the journal, so a cache with a manifest is always complete.
+A task completes its shard under a temporary name, writes its journal entry, then gives the shard
+its name, so the journal names every shard a task wrote. A run that was interrupted (Ctrl-C, a
+crash, even ``kill -9``) is resumed by running the same command again: tasks whose journal entry
+and shard are present are skipped. ``errors.jsonl`` and then ``manifest.json`` are written last,
+from the journal, so a cache with a manifest is always complete. Which folders a job may write
+into, and what ``overwrite`` removes, is :mod:`videotk.formats.folder`'s business.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
-import shutil
+import signal
+import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
-from ..formats.manifest import (
-    ERRORS,
-    MANIFEST,
-    SHARDS,
-    error_entry,
-    write_atomic,
-    write_errors,
-    write_manifest,
+from ..formats.folder import (
+    JOURNAL,
+    REPLACE,
+    FolderError,
+    build_manifest,
+    clear_cache,
+    commit_cache,
+    plan_folder,
+    remove_stale_temporaries,
 )
+from ..formats.manifest import SHARDS, error_entry, write_atomic
 from ..formats.schema import Column, columns_to_json
-from ..formats.folder import remove_stale_temporaries
 from ..formats.shard import open_shard_writer, shard_name
 
 log = logging.getLogger(__name__)
 
-JOURNAL = ".journal"
 JOB_FILE = "job.json"
+CONNECT_TIMEOUT_S = 5.0
 
 
-class JobConflict(Exception):
-    """The output folder holds something other than a cache of this very job."""
+class SchedulerError(Exception):
+    """``--scheduler`` names no dask.distributed scheduler that answers."""
+
+
+class JobInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) ended a job; ``finished`` of ``total`` tasks are done and kept in ``cache``."""
+
+    def __init__(self, finished: int, total: int, cache: str):
+        super().__init__(finished, total, cache)
+        self.finished, self.total, self.cache = finished, total, cache
+
+    def __str__(self) -> str:
+        if not self.finished:
+            return "interrupted before any shard was finished; run the same command again to start over"
+        return (f"interrupted: {self.finished} of {self.total} shards are finished and kept in {self.cache}; "
+                "run the same command again to resume")
 
 
 @dataclass(frozen=True)
@@ -104,26 +123,41 @@ def file_identity(path: str | os.PathLike) -> tuple[str, int, int]:
     return (os.fspath(path), stat.st_size, stat.st_mtime_ns)
 
 
+class UnreadableSource(ValueError):
+    """A job's input folder or file cannot be read at all."""
+
+
+def check_readable(path: Path, option: str = "--src") -> None:
+    """Raise :class:`UnreadableSource`, naming ``option``, when the folder or file ``path`` exists
+    but cannot be read (a path that does not exist is left to the caller to report)."""
+    try:
+        if path.is_dir():
+            with os.scandir(path) as entries:
+                next(entries, None)
+        else:
+            with open(path, "rb"):
+                pass
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as exc:
+        raise UnreadableSource(f"{option} {path}: cannot be read ({exc.strerror or exc})") from None
+
+
 WorkFn = Callable[[Any, Any], list[dict]]
 
 
 def run_task(work: WorkFn, task: Task, spec: JobSpec, cache_dir: str) -> dict:
     """Execute one task in whatever process runs it; returns (and journals) its outcome."""
     name = shard_name(task.index, task.key, spec.fmt)
-    shard_path = Path(cache_dir) / SHARDS / name
-    writer = open_shard_writer(shard_path, spec.kind, spec.columns)
-    try:
+    with open_shard_writer(Path(cache_dir) / SHARDS / name, spec.kind, spec.columns) as writer:
         errors = work(task.payload, writer)
-    except Exception:
-        writer.abort()
-        raise
-    if writer.rows:
-        info = asdict(writer.finalize())
-    else:
-        writer.abort()
-        info = None
-    outcome = {"key": task.key, "index": task.index, "sources": list(task.sources), "shard": info, "errors": errors}
-    write_atomic(_journal_dir(cache_dir) / f"{Path(name).stem}.json", json.dumps(outcome))
+        info = asdict(writer.finish()) if writer.rows else None
+        outcome = {"key": task.key, "index": task.index, "sources": list(task.sources), "shard": info, "errors": errors}
+        write_atomic(_entry_path(Path(cache_dir), name), json.dumps(outcome))
+        if info:
+            writer.commit()
+        else:
+            writer.abort()
     return outcome
 
 
@@ -143,77 +177,96 @@ def run_job(
 
     ``progress(done, total)`` is called as tasks finish. ``listing_errors`` are problems found
     before any task ran (missing clips, unreadable annotation rows) and go to errors.jsonl too.
+    The folder is checked before anything is written, and nothing is written into it before the
+    workers (or the scheduler) are there. Raises :class:`~videotk.formats.folder.FolderError` for
+    a folder the job may not write, :class:`SchedulerError`, and :class:`JobInterrupted` on Ctrl-C.
     """
     start = time.perf_counter()
-    cache_dir = os.fspath(Path(cache_dir).resolve())
-    _prepare(cache_dir, spec, overwrite)
-    done = _finished(cache_dir, tasks, spec.fmt)
+    root = Path(cache_dir).resolve()
+    plan = plan_folder(root, spec.fingerprint(), journaled=_journaled(root), overwrite=overwrite)
+    done = {} if plan == REPLACE else _finished(root, tasks, spec.fmt)
     todo = [t for t in tasks if t.key not in done]
-    if progress:
-        progress(len(done), len(tasks))
-    outcomes = dict(done)
-    for outcome in _execute(work, todo, spec, cache_dir, workers, scheduler):
-        outcomes[outcome["key"]] = outcome
-        if progress:
-            progress(len(outcomes), len(tasks))
-    ordered = [outcomes[t.key] for t in tasks]
-    summary = _write_cache(cache_dir, spec, ordered, list(listing_errors))
+    try:
+        with _executor(workers, scheduler, len(todo)) as execute:
+            _prepare(root, spec, plan)
+            outcomes = dict(done)
+            if progress:
+                progress(len(done), len(tasks))
+            for outcome in execute(work, todo, spec, str(root)):
+                outcomes[outcome["key"]] = outcome
+                if progress:
+                    progress(len(outcomes), len(tasks))
+        summary = _commit(root, spec, tasks, outcomes, list(listing_errors))
+    except KeyboardInterrupt:
+        raise JobInterrupted(len(_finished(root, tasks, spec.fmt)), len(tasks), str(root)) from None
     summary.resumed = len(done)
     summary.seconds = time.perf_counter() - start
     return summary
 
 
-def _journal_dir(cache_dir: str) -> Path:
-    return Path(cache_dir) / JOURNAL
+def _journal_dir(root: Path) -> Path:
+    return root / JOURNAL
 
 
-def _prepare(cache_dir: str, spec: JobSpec, overwrite: bool) -> None:
-    root = Path(cache_dir)
-    job_file = _journal_dir(cache_dir) / JOB_FILE
-    fingerprint = spec.fingerprint()
-    if overwrite and root.exists():
-        _clear(root)
-    if job_file.is_file():
-        previous = json.loads(job_file.read_text())
-        if previous != fingerprint:
-            raise JobConflict(f"{cache_dir} was made with other options ({_difference(previous, fingerprint)}); "
-                              "choose another --out or pass --overwrite")
-    elif root.exists() and any(root.iterdir()):
-        raise JobConflict(f"{cache_dir} exists and is not a videotk cache of this job; "
-                          "choose another --out or pass --overwrite")
+def _entry_path(root: Path, shard: str) -> Path:
+    return _journal_dir(root) / f"{Path(shard).stem}.json"
+
+
+def _journaled(root: Path) -> dict | None:
+    """The fingerprint of the job that journals into ``root``, None when there is none."""
+    path = _journal_dir(root) / JOB_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FolderError(f"{path}: cannot be read ({exc}); remove {_journal_dir(root)} to start the job over") from None
+
+
+def _entries(root: Path) -> Iterator[tuple[Path, dict | None]]:
+    """Every journal entry and its outcome (None when it cannot be read)."""
+    for path in sorted(_journal_dir(root).glob("part-*.json")):
+        try:
+            yield path, json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            log.warning("ignoring unreadable journal entry %s", path)
+            yield path, None
+
+
+def _journal_shards(root: Path) -> list[str]:
+    """The shards the journal names: every shard a task of this folder's jobs wrote."""
+    return [outcome["shard"]["file"] for _, outcome in _entries(root) if outcome and outcome.get("shard")]
+
+
+def _prepare(root: Path, spec: JobSpec, plan: str) -> None:
+    """Clear a cache of other options (``plan`` REPLACE), then start or resume the journal."""
+    if plan == REPLACE:
+        clear_cache(root, _journal_shards(root))
+        _clear_journal(root)
     (root / SHARDS).mkdir(parents=True, exist_ok=True)
-    _journal_dir(cache_dir).mkdir(exist_ok=True)
-    write_atomic(job_file, json.dumps(fingerprint))
+    _journal_dir(root).mkdir(exist_ok=True)
+    write_atomic(_journal_dir(root) / JOB_FILE, json.dumps(spec.fingerprint()))
     remove_stale_temporaries(root)
 
 
-def _clear(root: Path) -> None:
-    for name in (MANIFEST, ERRORS):
-        (root / name).unlink(missing_ok=True)
-    for name in (SHARDS, JOURNAL):
-        shutil.rmtree(root / name, ignore_errors=True)
+def _clear_journal(root: Path) -> None:
+    """Remove the journal's files: entries, their half-written temporaries and the job file."""
+    journal = _journal_dir(root)
+    for path in (*journal.glob("part-*.json"), *journal.glob(".part-*.json.tmp-*"), journal / JOB_FILE):
+        path.unlink(missing_ok=True)
 
 
-def _difference(previous: dict, current: dict) -> str:
-    old, new = previous.get("options", {}), current.get("options", {})
-    changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
-    for key in ("kind", "format"):
-        if previous.get(key) != current.get(key):
-            changed.append(f"{key}: {previous.get(key)!r} -> {current.get(key)!r}")
-    return ", ".join(changed) or "columns differ"
-
-
-def _finished(cache_dir: str, tasks: list[Task], fmt: str) -> dict[str, dict]:
+def _finished(root: Path, tasks: list[Task], fmt: str) -> dict[str, dict]:
     """Outcomes of tasks a previous run completed: journal entry present and shard intact."""
     done = {}
     for task in tasks:
-        name = shard_name(task.index, task.key, fmt)
-        entry = _journal_dir(cache_dir) / f"{Path(name).stem}.json"
-        if not entry.is_file():
+        entry = _entry_path(root, shard_name(task.index, task.key, fmt))
+        try:
+            outcome = json.loads(entry.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             continue
-        outcome = json.loads(entry.read_text())
         shard = outcome["shard"]
-        if shard is None or _intact(Path(cache_dir) / SHARDS / shard["file"], shard["bytes"]):
+        if shard is None or _intact(root / SHARDS / shard["file"], shard["bytes"]):
             done[task.key] = outcome
     return done
 
@@ -222,50 +275,108 @@ def _intact(path: Path, size: int) -> bool:
     return path.is_file() and path.stat().st_size == size
 
 
-def _execute(work: WorkFn, tasks: list[Task], spec: JobSpec, cache_dir: str, workers: int | None, scheduler: str | None):
-    """Yield task outcomes as they finish: in this process for one local worker, else on Dask."""
-    if not tasks:
-        return
+def _commit(root: Path, spec: JobSpec, tasks: list[Task], outcomes: dict[str, dict], listing_errors: list[dict]) -> Summary:
+    """Write errors.jsonl and manifest.json from the tasks' outcomes; drop journal entries of tasks
+    that are no longer part of the job (their inputs changed)."""
+    ordered = [outcomes[t.key] for t in tasks]
+    shards = [{**o["shard"], "sources": o["sources"]} for o in ordered if o["shard"]]
+    errors = listing_errors + [e for o in ordered for e in o["errors"]]
+    manifest = build_manifest(spec.fingerprint(), classes=spec.classes, shards=shards, errors=errors,
+                              inputs=sum(len(o["sources"]) for o in ordered))
+    commit_cache(root, manifest, errors, written=_journal_shards(root))
+    current = {_entry_path(root, shard_name(t.index, t.key, spec.fmt)) for t in tasks}
+    for path, _ in _entries(root):
+        if path not in current:
+            path.unlink()
+    return Summary(cache=str(root), errors=errors, **manifest["summary"])
+
+
+Execute = Callable[[WorkFn, list[Task], JobSpec, str], Iterator[dict]]
+
+
+@contextlib.contextmanager
+def _executor(workers: int | None, scheduler: str | None, count: int) -> Iterator[Execute]:
+    """What runs ``count`` tasks: this process for one local worker, else a Dask client (of a
+    local cluster it starts and stops, or of ``scheduler``)."""
     workers = workers or os.cpu_count() or 1
-    if scheduler is None and workers == 1:
-        for task in tasks:
-            yield _guarded(lambda: run_task(work, task, spec, cache_dir), task)
+    if count == 0 or (scheduler is None and workers == 1):
+        yield _in_process
         return
-    yield from _execute_dask(work, tasks, spec, cache_dir, workers, scheduler)
+    with _dask_client(scheduler, min(workers, count)) as client:
+        yield lambda work, tasks, spec, cache_dir: _on_dask(client, work, tasks, spec, cache_dir)
 
 
-def _execute_dask(work, tasks, spec, cache_dir, workers, scheduler):
-    from dask.distributed import Client, as_completed
+def _in_process(work: WorkFn, tasks: list[Task], spec: JobSpec, cache_dir: str) -> Iterator[dict]:
+    for task in tasks:
+        yield _guarded(lambda: run_task(work, task, spec, cache_dir), task)
+
+
+def _on_dask(client, work: WorkFn, tasks: list[Task], spec: JobSpec, cache_dir: str) -> Iterator[dict]:
+    from dask.distributed import as_completed
+
+    futures = {client.submit(run_task, work, t, spec, cache_dir, key=f"vtk-{t.key}-{t.index}", pure=False): t
+               for t in tasks}
+    for future in as_completed(futures):
+        yield _guarded(future.result, futures[future])
+
+
+@contextlib.contextmanager
+def _dask_client(scheduler: str | None, workers: int):
+    from dask.distributed import Client
 
     # distributed logs every worker start and stop at INFO; show them only when asked for debug output
     logging.getLogger("distributed").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
-    cluster = local_cluster(min(workers, len(tasks))) if scheduler is None else None
-    client = Client(cluster if cluster is not None else scheduler)
+    if scheduler is not None:
+        with _connect(scheduler) as client:
+            yield client
+        return
+    with local_cluster(workers) as cluster, Client(cluster) as client:
+        yield client
+
+
+def _connect(address: str):
+    from dask.distributed import Client
+
     try:
-        futures = {client.submit(run_task, work, t, spec, cache_dir, key=f"vtk-{t.key}-{t.index}", pure=False): t
-                   for t in tasks}
-        for future in as_completed(futures):
-            task = futures[future]
-            yield _guarded(future.result, task)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        return Client(address, timeout=CONNECT_TIMEOUT_S)
+    except Exception as exc:  # a bad address, a refused or timed-out connection, or something else answering
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+        raise SchedulerError(f"--scheduler {address}: no dask.distributed scheduler could be reached within "
+                             f"{CONNECT_TIMEOUT_S:g} s ({reason})") from None
 
 
 def local_cluster(workers: int):
-    """Worker processes of one thread each, started without distributed's default
-    ``MALLOC_TRIM_THRESHOLD_``: that setting fixes glibc's mmap threshold, so every large record
-    buffer becomes an mmap/munmap pair, which halves conversion throughput."""
+    """A local Dask cluster of ``workers`` processes of one thread each.
+
+    The worker processes ignore SIGINT: Ctrl-C goes to the terminal's whole process group, and a
+    worker must not die in the middle of a task; the calling process handles it and stops them.
+    They are started without distributed's default ``MALLOC_TRIM_THRESHOLD_``: that setting fixes
+    glibc's mmap threshold, so every large record buffer becomes an mmap/munmap pair, which halves
+    conversion throughput.
+    """
     import dask
     from dask.distributed import LocalCluster
 
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
     environ.pop("MALLOC_TRIM_THRESHOLD_", None)
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), warnings.catch_warnings():
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), warnings.catch_warnings(), _sigint_ignored():
         warnings.filterwarnings("ignore", message="Port .* is already in use")  # another cluster's; a free one is used
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                             silence_logs=logging.ERROR)
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """SIGINT ignored while the block runs, so that processes started in it inherit that (the
+    main thread only: other threads cannot change signal handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _guarded(call: Callable[[], dict], task: Task) -> dict:
@@ -277,37 +388,3 @@ def _guarded(call: Callable[[], dict], task: Task) -> dict:
         reason = f"task crashed: {type(exc).__name__}: {exc}"
         errors = [error_entry(source, None, reason) for source in task.sources]
         return {"key": task.key, "index": task.index, "sources": list(task.sources), "shard": None, "errors": errors}
-
-
-def _write_cache(cache_dir: str, spec: JobSpec, outcomes: list[dict], listing_errors: list[dict]) -> Summary:
-    shards = [{**o["shard"], "sources": o["sources"]} for o in outcomes if o["shard"]]
-    errors = listing_errors + [e for o in outcomes for e in o["errors"]]
-    _remove_unlisted_shards(cache_dir, {s["file"] for s in shards})
-    counts = {status: sum(e["status"] == status for e in errors) for status in ("failed", "missing", "skipped")}
-    summary = Summary(
-        cache=cache_dir,
-        records=sum(s["rows"] for s in shards),
-        shards=len(shards),
-        bytes=sum(s["bytes"] for s in shards),
-        inputs=sum(len(o["sources"]) for o in outcomes),
-        errors=errors,
-        **counts,
-    )
-    write_errors(cache_dir, errors)
-    write_manifest(cache_dir, {
-        **spec.fingerprint(),
-        "columns": columns_to_json(spec.columns),
-        "classes": spec.classes,
-        "summary": {k: getattr(summary, k) for k in ("records", "shards", "bytes", "inputs", "failed", "missing", "skipped")},
-        "shards": shards,
-    })
-    return summary
-
-
-def _remove_unlisted_shards(cache_dir: str, keep: set[str]) -> None:
-    """Shards of tasks that no longer exist (inputs changed since an interrupted run) are removed."""
-    for path in (Path(cache_dir) / SHARDS).iterdir():
-        if path.name not in keep:
-            log.info("removing %s: no task of this job wrote it", path.name)
-            path.unlink()
-

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..formats.manifest import error_entry
 from ..formats.schema import youtube8m_columns
-from .runner import JobSpec, Summary, Task, file_identity, run_job, task_key
+from .runner import JobSpec, Summary, Task, check_readable, file_identity, run_job, task_key
 from .tfrecord import SourceError, iter_records
 from .youtube8m_records import SEGMENT_KEYS, RecordError, detect_level, parse_record
 
@@ -30,6 +30,8 @@ def find_tfrecords(src: str | os.PathLike) -> tuple[Path, list[Path]]:
     ``root`` is what source names in the manifest and errors log are relative to.
     """
     src = os.fspath(src)
+    if not glob.has_magic(src):
+        check_readable(Path(src))
     if os.path.isdir(src):
         root, files = Path(src), sorted(p for p in Path(src).rglob("*.tfrecord") if p.is_file())
     elif glob.has_magic(src):
