@@ -159,6 +159,25 @@ def test_no_mask_means_all_frames(name):
     assert np.allclose(model(rgb, audio).numpy(), model(rgb, audio, ones).numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("name", YT8M_MODELS)
+@pytest.mark.parametrize("num_classes", [20, 3862])
+def test_outputs_start_near_the_prior_of_a_class(name, num_classes):
+    """Sigmoid outputs start around 1 / num_classes, not 0.5, whatever the number of classes."""
+    paddle.seed(0)
+    model = create_model(name, **{**TINY[name].kwargs, "num_classes": num_classes})
+    model.eval()
+    probabilities = paddle.nn.functional.sigmoid(model(*yt8m_tiny_inputs())).numpy()
+    assert 0.5 / num_classes < np.median(probabilities) < 2.0 / num_classes
+    assert probabilities.max() < 0.5
+
+
+def test_attention_lstm_output_weights_do_not_shrink_with_the_number_of_classes():
+    kwargs = TINY["attention_lstm"].kwargs
+    few, many = (create_model("attention_lstm", **{**kwargs, "num_classes": n}).logits.weight.numpy().std()
+                 for n in (5, 3862))
+    assert many == pytest.approx(few, rel=0.2)
+
+
 def attention_cluster_params(rgb=1024, audio=128, units=(32, 32), fc1=1024, fc2=4096, classes=3862):
     streams = sum(f * c + c + 2 * c for f, c in zip((rgb, audio), units))
     pooled = rgb * units[0] + audio * units[1]

@@ -4,6 +4,12 @@ Each modality has a cluster of attention units; every unit pools the frames with
 weights, then a *shifting operation* (a learnable scalar scale and shift per unit, L2
 normalisation, division by ``sqrt(units)``) keeps the units apart. The pooled features of both
 modalities are concatenated and classified by two tanh layers and a linear output layer.
+
+The output bias starts at the prior log-odds ``log(1 / (num_classes - 1))`` (``prior_bias``), not
+He-normal as in the seed: with 3862 classes, of which a fine-tuning set uses a few, the seed's
+start drove ``fc2``'s tanh into saturation within one epoch (two thirds of its outputs at +-1,
+the same hidden vector for every video) and the model stayed at chance (held-out GAP 0.14
+after 8 epochs on 1,024 synthetic videos of 16 classes; 1.0 after 3 epochs with the prior).
 """
 
 from __future__ import annotations
@@ -14,11 +20,10 @@ from typing import Sequence
 import paddle
 from paddle import nn
 
-from .layers import attention_pool, frame_mask, msra_linear
+from .layers import attention_pool, frame_mask, msra_linear, prior_bias
 from .registry import register_model
 
 _MSRA_UNIFORM = nn.initializer.KaimingUniform
-_MSRA_NORMAL = nn.initializer.KaimingNormal
 
 
 class ShiftingAttention(nn.Layer):
@@ -57,7 +62,7 @@ class AttentionCluster(nn.Layer):
         self.dropout = nn.Dropout(drop_rate)
         self.fc1 = msra_linear(rgb_dim * rgb_units + audio_dim * audio_units, fc1_size, bias=_MSRA_UNIFORM())
         self.fc2 = msra_linear(fc1_size, fc2_size, bias=_MSRA_UNIFORM())
-        self.logits = msra_linear(fc2_size, num_classes, bias=_MSRA_NORMAL())
+        self.logits = msra_linear(fc2_size, num_classes, bias=prior_bias(num_classes))
 
     def forward(self, rgb: paddle.Tensor, audio: paddle.Tensor, mask: paddle.Tensor | None = None) -> paddle.Tensor:
         """``rgb`` ``[N, T, rgb_dim]``, ``audio`` ``[N, T, audio_dim]``, ``mask`` ``[N, T]`` (1 = real frame)

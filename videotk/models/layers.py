@@ -1,9 +1,12 @@
-"""Layers shared by the frame-feature models: He-initialised linear layers and masked attention pooling.
+"""Layers shared by the frame-feature models: He-initialised linear layers, the prior-probability
+output bias and masked attention pooling.
 
 Masks are float tensors ``[N, T]`` with 1 for real frames and 0 for padding.
 """
 
 from __future__ import annotations
+
+import math
 
 import paddle
 import paddle.nn.functional as F
@@ -22,6 +25,20 @@ def msra_linear(in_dim: int, out_dim: int, bias: bool | nn.initializer.Initializ
     bias_attr = False if bias is False else paddle.ParamAttr(initializer=bias)
     return nn.Linear(in_dim, out_dim, weight_attr=paddle.ParamAttr(initializer=nn.initializer.KaimingNormal()),
                      bias_attr=bias_attr)
+
+
+def prior_bias(num_classes: int) -> nn.initializer.Constant:
+    """Initializer of a sigmoid classifier's output bias ``[num_classes]``: ``log(p / (1 - p))`` with
+    ``p = 1 / num_classes``, so every class starts out predicted as rare instead of at 0.5.
+
+    With a zero bias, the loss over many rare classes starts dominated by the negatives (about
+    ``0.69 * num_classes`` per video, 2677 with 3862 classes) and the quickest way down is to make
+    every logit negative through the hidden layers, which saturates them and wipes out what tells
+    the videos apart. Starting at the prior leaves the gradient to what separates the classes
+    (the prior-probability initialisation of Lin et al., arXiv 1708.02002).
+    """
+    p = 1.0 / num_classes
+    return nn.initializer.Constant(math.log(p / (1.0 - p)))
 
 
 def frame_mask(x: paddle.Tensor, mask: paddle.Tensor | None) -> paddle.Tensor:

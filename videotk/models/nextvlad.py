@@ -5,7 +5,15 @@ groups, soft-assigns every group to ``cluster_size`` clusters (gated by a per-gr
 and aggregates the residuals to learnable cluster centres over all real frames; the result is
 normalised per cluster and batch-normalised. The rgb and audio descriptors are concatenated, dropped
 out, projected to ``hidden_size``, re-weighted by SE context gating and classified by a linear layer.
-Weights are He-normal, biases zero.
+Weights are He-normal, biases zero, except the output bias.
+
+The output bias starts at the prior log-odds ``log(1 / (num_classes - 1))`` (``prior_bias``). With
+a zero bias and 3862 classes the loss starts at about 2900 per video, nearly all of it from the
+negatives, and Adam at the seed's learning rate of 2e-4 moves a bias by at most about that much
+per step: far too little to reach the -8 that rare classes need within a fine-tuning run. On 1,024
+synthetic videos of 16 classes among 3862, the tiny config's held-out GAP stayed at 0.00 for 8
+epochs with a zero bias (also with a constant learning rate, or dequantized inputs), and was 0.99
+after one epoch with the prior bias.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
-from .layers import frame_mask, msra_linear
+from .layers import frame_mask, msra_linear, prior_bias
 from .registry import register_model
 
 
@@ -84,7 +92,7 @@ class NeXtVLADModel(nn.Layer):
         self.hidden = msra_linear(vlad_dim, hidden_size, bias=False)
         self.hidden_bn = nn.BatchNorm1D(hidden_size)
         self.gating = ContextGating(hidden_size, gating_reduction)
-        self.logits = msra_linear(hidden_size, num_classes)
+        self.logits = msra_linear(hidden_size, num_classes, bias=prior_bias(num_classes))
 
     def forward(self, rgb: paddle.Tensor, audio: paddle.Tensor, mask: paddle.Tensor | None = None) -> paddle.Tensor:
         """``rgb`` ``[N, T, rgb_dim]``, ``audio`` ``[N, T, audio_dim]``, ``mask`` ``[N, T]`` (1 = real frame)
