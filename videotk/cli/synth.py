@@ -19,16 +19,16 @@ def synth():
 @click.option("--videos-per-file", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--classes", "num_classes", type=click.IntRange(min=1), default=20, show_default=True,
               help="Size of the label space: labels are class ids 0..CLASSES-1 (YouTube-8M has 3862).")
-@click.option("--active", "active_classes", type=click.IntRange(min=1), default=None,
-              help="Draw the labels from only this many class ids, spread over 0..CLASSES-1 and fixed by "
-                   "--seed  [default: all of them]")
+@click.option("--active", "active_classes", type=click.IntRange(min=1), default=None, show_default="all",
+              help="Draw the labels from only this many class ids, spread over 0..CLASSES-1 and fixed by --seed.")
 @click.option("--min-frames", type=click.IntRange(min=1), default=30, show_default=True)
 @click.option("--max-frames", type=click.IntRange(min=1), default=120, show_default=True)
 @click.option("--segments", is_flag=True, help="Add the 2019 segment fields.")
 @click.option("--prefix", default="train", show_default=True,
               help="File name prefix (train, validate, test); with the same --seed, another prefix gives other "
                    "videos of the same classes.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Fixes the classes, their features and the videos.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Fixes the classes, their features and the videos.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def synth_youtube8m(out, level, files, videos_per_file, num_classes, active_classes, min_frames, max_frames, segments,
                     prefix, seed, quiet):
@@ -45,7 +45,8 @@ def synth_youtube8m(out, level, files, videos_per_file, num_classes, active_clas
     if min_frames > max_frames:
         raise click.BadParameter("--min-frames must not exceed --max-frames")
     if active_classes is not None and active_classes > num_classes:
-        raise click.BadParameter(f"--active {active_classes} exceeds --classes {num_classes}")
+        raise click.BadParameter(
+            f"--active {active_classes} exceeds --classes {num_classes}; give at most {num_classes}")
     bar = ProgressBar("videos", "video", quiet)
     try:
         paths = make(out, level=level, num_files=files, videos_per_file=videos_per_file, num_classes=num_classes,
