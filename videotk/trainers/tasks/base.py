@@ -37,13 +37,7 @@ from typing import Any, ClassVar, Iterable, Iterator
 import numpy as np
 import paddle
 
-from ...formats import Cache, CacheError, open_cache
-
-try:
-    from ...formats import check_shards
-except ImportError:  # TEMPORARY until formats provides it
-    def check_shards(cache):
-        return [f"{e['file']}: missing" for i, e in enumerate(cache.shards) if not cache.shard_path(i).is_file()]
+from ...formats import Cache, CacheError, check_shards, open_cache
 from ..sections import EvalSettings
 from ..loader import Loader, make_loader
 from ..settings import ConfigError, parse_settings
