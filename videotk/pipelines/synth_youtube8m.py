@@ -187,7 +187,7 @@ def _check_arguments(
     if level not in ("frame", "video"):
         raise ValueError(f"level must be 'frame' or 'video', got {level!r}")
     if segments and level != "frame":
-        raise ValueError("segments exist only in frame-level data; use level='frame'")
+        raise ValueError("segments exist only in frame-level data: give level 'frame' (--level frame)")
     if num_classes < 1:
         raise ValueError(f"num_classes must be at least 1, got {num_classes}")
     if not 1 <= active <= num_classes:
