@@ -129,7 +129,26 @@ class Scalar(Codec):
         return file[name][start:stop].tolist()
 
 
-class Text(Codec):
+class Variable(Codec):
+    """One ``str`` or ``bytes`` value per record, stored as the Arrow type and as the variable-length
+    HDF5 dtype of the subclass."""
+
+    h5_dtype: np.dtype
+
+    def nbytes(self, value) -> int:
+        return len(value)
+
+    def to_arrow(self, values):
+        return pa.array(values, type=self.arrow_type)
+
+    def from_arrow(self, array):
+        return array.to_pylist()
+
+    def h5_create(self, file, name):
+        _h5_new(file, name, self.h5_dtype)
+
+
+class Text(Variable):
     """``str``: Parquet ``string``; HDF5 variable-length UTF-8 ``[N]``."""
 
     name = "string"
@@ -142,18 +161,6 @@ class Text(Codec):
             return value
         raise self.refuse(column, "a str", value)
 
-    def nbytes(self, value) -> int:
-        return len(value)
-
-    def to_arrow(self, values):
-        return pa.array(values, type=self.arrow_type)
-
-    def from_arrow(self, array):
-        return array.to_pylist()
-
-    def h5_create(self, file, name):
-        _h5_new(file, name, self.h5_dtype)
-
     def h5_append(self, file, name, values):
         _h5_append(file[name], np.asarray(values, dtype=self.h5_dtype))
 
@@ -161,7 +168,7 @@ class Text(Codec):
         return file[name].asstr()[start:stop].tolist()
 
 
-class Blob(Codec):
+class Blob(Variable):
     """``bytes``: Parquet ``binary``; HDF5 variable-length uint8 ``[N]``."""
 
     name = "binary"
@@ -174,18 +181,6 @@ class Blob(Codec):
         if isinstance(value, BYTES_LIKE):
             return bytes(value)
         raise self.refuse(column, "bytes", value)
-
-    def nbytes(self, value) -> int:
-        return len(value)
-
-    def to_arrow(self, values):
-        return pa.array(values, type=self.arrow_type)
-
-    def from_arrow(self, array):
-        return array.to_pylist()
-
-    def h5_create(self, file, name):
-        _h5_new(file, name, self.h5_dtype)
 
     def h5_append(self, file, name, values):
         _h5_append(file[name], _object_array([np.frombuffer(v, dtype=np.uint8) for v in values]))
@@ -230,8 +225,8 @@ class NumericList(Codec):
         return value.nbytes
 
     def to_arrow(self, values):
-        flat = np.concatenate(values) if values else np.zeros(0, self.dtype)
-        return pa.ListArray.from_arrays(pa.array(_offsets([len(v) for v in values])), pa.array(flat.astype(self.dtype, copy=False)))
+        flat = np.concatenate(values).astype(self.dtype, copy=False) if values else np.zeros(0, self.dtype)
+        return pa.ListArray.from_arrays(pa.array(_offsets([len(v) for v in values])), pa.array(flat))
 
     def from_arrow(self, array):
         offsets = array.offsets.to_numpy()
@@ -279,12 +274,10 @@ class ItemList(Codec):
 
     def h5_create(self, file, name):
         self.item.h5_create(file, name)
-        _h5_new(file, name + SPLITS, np.int64, chunk=SPLITS_CHUNK)
-        _h5_append(file[name + SPLITS], np.zeros(1, np.int64))
+        _h5_new_splits(file, name)
 
     def h5_append(self, file, name, values):
-        splits = file[name + SPLITS]
-        _h5_append(splits, splits[-1] + np.cumsum([len(v) for v in values], dtype=np.int64))
+        _h5_append_splits(file, name, [len(v) for v in values])
         self.item.h5_append(file, name, [v for items in values for v in items])
 
     def h5_read(self, file, name, start, stop):
@@ -379,13 +372,11 @@ class Tensor(Codec):
 
     def h5_create(self, file, name):
         _h5_new(file, name, self.dtype, chunk=DATA_CHUNK)
-        _h5_new(file, name + SPLITS, np.int64, chunk=SPLITS_CHUNK)
-        _h5_append(file[name + SPLITS], np.zeros(1, np.int64))
+        _h5_new_splits(file, name)
         _h5_new(file, name + SHAPES, np.int64, chunk=SPLITS_CHUNK, shape=(len(self.dims),))
 
     def h5_append(self, file, name, values):
-        splits = file[name + SPLITS]
-        _h5_append(splits, splits[-1] + np.cumsum([v.size for v in values], dtype=np.int64))
+        _h5_append_splits(file, name, [v.size for v in values])
         _h5_append(file[name + SHAPES], self._shapes(values))
         _h5_append(file[name], self._flat(values))
 
@@ -449,6 +440,17 @@ def _object_array(values: list) -> np.ndarray:
 
 def _h5_new(file: h5py.File, name: str, dtype, *, chunk: int = ROW_CHUNK, shape: tuple[int, ...] = ()) -> None:
     file.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype, chunks=(chunk, *shape))
+
+
+def _h5_new_splits(file: h5py.File, name: str) -> None:
+    """``<name>.row_splits``, int64 ``[N + 1]``, holding the 0 that starts the first record."""
+    _h5_new(file, name + SPLITS, np.int64, chunk=SPLITS_CHUNK)
+    _h5_append(file[name + SPLITS], np.zeros(1, np.int64))
+
+
+def _h5_append_splits(file: h5py.File, name: str, lengths: list[int]) -> None:
+    splits = file[name + SPLITS]
+    _h5_append(splits, splits[-1] + np.cumsum(lengths, dtype=np.int64))
 
 
 def _h5_append(dataset: h5py.Dataset, items: np.ndarray) -> None:

@@ -76,9 +76,10 @@ def fingerprint_difference(previous: dict, current: dict) -> str:
     (only the kind when that differs: the options of another kind of cache differ anyway)."""
     if previous.get("kind") != current.get("kind"):
         return f"kind: {previous.get('kind')!r} -> {current.get('kind')!r}"
-    changed = [f"format: {previous.get('format')!r} -> {current.get('format')!r}"] if previous.get("format") != current.get("format") else []
-    old, new = previous.get("options") or {}, current.get("options") or {}
-    changed += [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
+    old = {"format": previous.get("format"), **(previous.get("options") or {})}
+    new = {"format": current.get("format"), **(current.get("options") or {})}
+    keys = sorted(old.keys() | new.keys(), key=lambda k: (k != "format", k))
+    changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
     return ", ".join(changed) or "columns differ"
 
 

@@ -47,7 +47,8 @@ def read_manifest(cache_dir: str | os.PathLike) -> dict:
     none, or it is not valid JSON, or of another schema version, or lacks a key."""
     path = Path(cache_dir) / MANIFEST
     if not path.is_file():
-        hint = " (the conversion did not finish: run the same command again to resume)" if (Path(cache_dir) / SHARDS).is_dir() else ""
+        unfinished = (Path(cache_dir) / SHARDS).is_dir()
+        hint = " (the conversion did not finish: run the same command again to resume)" if unfinished else ""
         raise CacheError(f"{cache_dir}: not a videotk cache, no {MANIFEST}{hint}")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
@@ -74,7 +75,9 @@ def _manifest_problem(manifest: dict) -> str | None:
     except (TypeError, KeyError, ValueError) as exc:
         return f"bad columns ({exc})"
     for index, shard in enumerate(manifest["shards"]):
-        problem = _keys_problem(shard, _SHARD_KEYS, f"shards[{index}].") if isinstance(shard, dict) else f"shards[{index}] is not an object"
+        if not isinstance(shard, dict):
+            return f"shards[{index}] is not an object"
+        problem = _keys_problem(shard, _SHARD_KEYS, f"shards[{index}].")
         if problem:
             return problem
         if Path(shard["file"]).name != shard["file"] or shard["file"] in ("", ".", ".."):
