@@ -66,7 +66,7 @@ def main() -> None:
                     config = load_config(model, f"{model}_tiny", overrides)
                     start = time.perf_counter()
                     result = train(config, train_cache, valid_shards=val_cache,
-                                   save_dir=work / "runs" / name / f"{model}-seed{seed}")
+                                   save_dir=work / "runs" / name / f"{model}-seed{seed}", overwrite=True)
                     top1 = [result["metrics"][e]["video_top1"] for e in range(args.epochs)]
                     last.append(top1[-1])
                     print(f"{model:<10} seed {seed} held-out top-1 per epoch: {' '.join(f'{t:.2f}' for t in top1)}; "

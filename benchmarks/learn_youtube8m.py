@@ -70,7 +70,8 @@ def report(model: str, work: Path, args: argparse.Namespace) -> None:
 
     config = load_config(model, f"{model}_tiny", [f"train.epochs={args.epochs}", f"model.num_classes={args.classes}"])
     start = time.perf_counter()
-    result = train(config, str(work / "train"), valid_shards=str(work / "valid"), save_dir=work / model)
+    result = train(config, str(work / "train"), valid_shards=str(work / "valid"), save_dir=work / model,
+                   overwrite=True)
     seconds = time.perf_counter() - start
     gaps = [result["metrics"][epoch]["gap"] for epoch in range(args.epochs)]
     first = next((epoch for epoch, gap in enumerate(gaps) if gap >= args.target), None)
