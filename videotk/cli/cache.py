@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from .errors import Problem
 from .options import human_bytes
 
 CACHE_ARG = click.argument("cache", type=click.Path(exists=True, file_okay=False))
@@ -18,7 +19,7 @@ def _open(cache_path: str):
     try:
         return open_cache(cache_path)
     except CacheError as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise Problem(str(exc)) from exc
 
 
 @click.command()

@@ -14,7 +14,8 @@ import sys
 
 import click
 
-USAGE, FAILED, INTERRUPTED = 2, 1, 130
+USAGE, FAILED = 2, 1
+INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
 
 
 class Problem(click.ClickException):

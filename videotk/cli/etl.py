@@ -6,10 +6,8 @@ import sys
 
 import click
 
+from .errors import INTERRUPTED, Problem
 from .options import ProgressBar, etl_options, report
-
-
-INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
 
 
 def _run_job(job, noun: str, quiet: bool, **kwargs):
@@ -22,7 +20,7 @@ def _run_job(job, noun: str, quiet: bool, **kwargs):
         with ProgressBar("shards", "shard", quiet) as bar:
             summary = job(progress=bar, **kwargs)
     except (CacheError, SchedulerError, ValueError, OSError) as exc:
-        raise click.UsageError(" ".join(str(exc).split())) from exc
+        raise Problem(" ".join(str(exc).split())) from exc
     except KeyboardInterrupt as exc:
         click.echo(str(exc) or "interrupted", err=True)
         sys.exit(INTERRUPTED)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .errors import Problem
 from .options import ProgressBar
 
 
@@ -53,7 +54,7 @@ def synth_youtube8m(out, level, files, videos_per_file, num_classes, active_clas
                      active_classes=active_classes, min_frames=min_frames, max_frames=max_frames, segments=segments,
                      seed=seed, prefix=prefix, progress=bar)
     except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise Problem(str(exc)) from exc
     finally:
         bar.close()
     click.echo(f"wrote {len(paths)} {level}-level tfrecords ({files * videos_per_file} videos) to {out}")
@@ -96,7 +97,7 @@ def synth_kinetics(out, num_classes, motion_pairs, clips_per_class, duration, fp
                         width=width, height=height, missing=missing, bad=bad, motion_pairs=motion_pairs, seed=seed,
                         progress=bar)
     except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise Problem(str(exc)) from exc
     finally:
         bar.close()
     extra = " (+ broken clips, listed in the CSV)" if bad else ""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from .errors import guarded
+from .errors import Problem, guarded
 
 SHARDS = click.option("--shards", required=True, type=click.Path(exists=True, file_okay=False),
                       help="Cache folder made by vtk convert / vtk decode.")
@@ -279,7 +279,7 @@ def plot(save_dir, out):
     try:
         click.echo(f"curves: {plot_run(save_dir, out)}")
     except FileNotFoundError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise Problem(str(exc)) from None
 
 
 @click.command()
