@@ -85,6 +85,6 @@ def test_cli_predicts_on_mp4_files_and_reports_pretrained_weights(tmp_path, clip
                                       "12.5", "--json", "--topk", "2", *map(str, videos), str(tmp_path / "broken.mp4")])
     assert result.exit_code == 1, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    assert [line["video"] for line in lines] == [str(v) for v in videos]
+    assert [line["file"] for line in lines] == [str(v) for v in videos]
     assert all(len(line["names"]) == 2 and line["scores"][0] >= line["scores"][1] for line in lines)
     assert "broken.mp4: not a video file" in result.output

@@ -200,31 +200,37 @@ def evaluate(model, shards, weights, config_file, overrides, out, device):
               help="Checkpoint folder, .pdparams file, or a folder made by vtk export.")
 @click.option("--shards", type=click.Path(exists=True, file_okay=False), default=None,
               help="Cache folder to predict on (one JSON line per video to --out).")
-@click.option("--video", "videos", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="Raw files to predict on directly (models that read video files); repeat or list several.")
-@click.argument("more_videos", nargs=-1, type=click.Path(exists=True, dir_okay=False))
-@click.option("--topk", type=click.IntRange(min=1), default=None, help="Classes per video [default: 20 for "
-              "caches, 5 for videos].")
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="JSON lines: id, classes, scores.")
+@click.option("--video", "--features", "files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Raw input files to predict on directly: video files, or feature files for models that read "
+                   "them; repeat, or list several after the options.")
+@click.argument("more_files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@click.option("--topk", type=click.IntRange(min=1), default=None, help="Results per video [default: 20 for "
+              "caches, 5 for files].")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="With --shards: the predictions file (JSON lines, or the task's result format).")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=25.0, show_default=True,
-              help="With --video: resample as the training cache was decoded.")
-@click.option("--json", "as_json", is_flag=True, help="With --video: print JSON.")
+              help="With video files: resample as the training cache was decoded.")
+@click.option("--segment", nargs=2, type=float, default=None, metavar="START END",
+              help="With raw files: only this part of each input, in seconds (models that read segments).")
+@click.option("--json", "as_json", is_flag=True, help="With raw files: print one JSON object per file.")
 @config_options
 @DEVICE
-def predict(model, weights, shards, videos, more_videos, topk, out, fps, as_json, config_file, overrides, device):
-    """Top-k classes and scores of every video in a cache (--shards, --out), or of video files (--video).
+def predict(model, weights, shards, files, more_files, topk, out, fps, segment, as_json, config_file, overrides,
+            device):
+    """Predictions for every video of a cache (--shards, --out), or for raw files (--video / --features).
 
-    Scores are averaged over the model's test views (e.g. 30 views for Non-local).
+    A classifier's scores are averaged over its test views (e.g. 30 views for Non-local).
     """
     config = _config(model, config_file or _saved_config(weights), overrides)
-    videos = [*videos, *more_videos]
-    if bool(shards) == bool(videos):
-        raise click.UsageError("give either --shards CACHE (with --out) or --video FILE ...")
-    if videos:
-        _predict_files(config, weights, videos, topk or 5, {"fps": fps}, as_json, device)
+    files = [*files, *more_files]
+    if bool(shards) == bool(files):
+        raise click.UsageError("give either --shards CACHE (with --out) or raw files (--video FILE ...)")
+    if files:
+        options = {"fps": fps, **({"segment": tuple(segment)} if segment else {})}
+        _predict_files(config, weights, files, topk or 5, options, as_json, device)
         return
     if not out:
-        raise click.UsageError("--shards needs --out FILE.jsonl")
+        raise click.UsageError("--shards needs --out FILE")
     from ..trainers.loop import predict as run
 
     with guarded():
@@ -236,19 +242,17 @@ def _predict_files(config, weights: str, paths: list[str], top_k: int, options: 
                    device: str) -> None:
     """Predict on raw files; each one that cannot be read is reported and makes the exit status 1."""
     from ..trainers.loop import predict_files
+    from ..trainers.tasks import make_task
 
     with guarded():
         results = predict_files(config, weights, paths, top_k=top_k, options=options, device=device)
-    failed = 0
+    task, failed = make_task(config), 0
     for path, result in results:
         if isinstance(result, str):
             click.echo(f"{path}: {result}", err=True)
             failed += 1
-        elif as_json:
-            click.echo(json.dumps({"video": path, **result}))
         else:
-            labels = result.get("names") or [str(c) for c in result["classes"]]
-            click.echo(f"{path}: " + ", ".join(f"{name} {score:.3f}" for name, score in zip(labels, result["scores"])))
+            click.echo(json.dumps({"file": path, **result}) if as_json else f"{path}: {task.record_line(result)}")
     if failed:
         sys.exit(1)
 

@@ -18,7 +18,6 @@ The CLI turns them into a progress bar and log lines; ``SAVE_DIR/train.log`` and
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -247,8 +246,8 @@ def evaluate_model(model, task: Task, cache: Cache, config: Config) -> dict:
     loader = task.loader(cache, batch_size=config.eval.batch_size, num_workers=config.train.num_workers, train=False)
     with paddle.no_grad():
         for batch in loader:
-            outputs = task.forward(model, batch)
-            task.update(evaluator, outputs, batch, float(task.loss(outputs, batch)))
+            outputs, loss = task.evaluate_batch(model, batch)
+            task.update(evaluator, outputs, batch, loss)
     return {k: _plain_number(v) for k, v in evaluator.summary().items()}
 
 
@@ -287,8 +286,9 @@ def _scorer(config: Config, weights: str | Path):
 
 def predict(config: Config, shards: str | os.PathLike, weights: str | Path, out: str | Path, *, top_k: int = 20,
             device: str = "cpu") -> int:
-    """Write the task's prediction records for every video of ``shards`` to ``out`` (JSON lines,
-    written to a temporary name and renamed when complete); returns their number.
+    """Write the task's prediction records for every video of ``shards`` to ``out`` (in the task's
+    result format, JSON lines by default; written to a temporary name and renamed when complete);
+    returns their number.
 
     ``weights`` is a checkpoint folder, a .pdparams file, or a folder made by :func:`export`;
     class names saved with it go into the records.
@@ -300,13 +300,11 @@ def predict(config: Config, shards: str | os.PathLike, weights: str | Path, out:
     loader = task.loader(cache, batch_size=config.eval.batch_size, num_workers=config.train.num_workers, train=False)
     out = Path(out)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    count = 0
     try:
         with open(tmp, "w", encoding="utf-8") as f, paddle.no_grad():
-            results = ((task.forward(model, batch), batch) for batch in loader)
-            for record in task.predictions(results, cache, top_k=top_k, classes=read_classes(weights)):
-                f.write(json.dumps(record) + "\n")
-                count += 1
+            results = ((task.predict_batch(model, batch), batch) for batch in loader)
+            count = task.write_predictions(task.predictions(results, cache, top_k=top_k,
+                                                            classes=read_classes(weights)), f)
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)

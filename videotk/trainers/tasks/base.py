@@ -15,10 +15,13 @@ a task; it calls these methods, in this order:
 4. ``task.forward(model, batch)`` -> outputs, ``task.loss(outputs, batch)`` -> a scalar tensor:
    one training step (:meth:`Task.step` does both). ``model`` may be the Paddle layer or an
    exported inference model: both are called with :meth:`Task.inputs`.
-5. ``task.evaluator()`` and ``task.update(evaluator, outputs, batch, loss)``: the metrics
-   (:mod:`videotk.evaluators`).
-6. ``task.predictions(results, cache, top_k, classes)``: JSON-serialisable records, one per video,
-   from ``(outputs, batch)`` pairs in loader order.
+5. ``task.evaluate_batch(model, batch)`` -> outputs and loss, ``task.evaluator()`` and
+   ``task.update(evaluator, outputs, batch, loss)``: the metrics (:mod:`videotk.evaluators`). The
+   outputs of evaluation may differ from those of training (a captioner decodes sentences).
+6. ``task.predict_batch(model, batch)`` -> outputs, then ``task.predictions(results, cache,
+   top_k, classes)``: JSON-serialisable records, one per video, from ``(outputs, batch)`` pairs in
+   loader order, written by ``task.write_predictions(records, file)`` (JSON lines unless the task's
+   result format is another).
 7. ``task.input_spec()``: the ``paddle.static.InputSpec`` list of :meth:`Task.inputs`, for export.
 8. ``task.predict_files(model, paths, ...)``, when :attr:`Task.raw_inputs` says what files the task
    reads directly (``"video files"``); ``None`` otherwise.
@@ -29,10 +32,11 @@ imported in ``tasks/__init__.py``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterable, Iterator
+from typing import Any, ClassVar, Iterable, Iterator, TextIO
 
 import numpy as np
 import paddle
@@ -154,6 +158,15 @@ class Task:
         outputs = self.forward(model, batch)
         return Step(self.loss(outputs, batch), outputs, int(self.inputs(batch)[0].shape[0]))
 
+    def evaluate_batch(self, model, batch: dict) -> tuple[Any, float]:
+        """The outputs the evaluator reads, and the batch's mean loss (no gradients are kept)."""
+        outputs = self.forward(model, batch)
+        return outputs, float(self.loss(outputs, batch))
+
+    def predict_batch(self, model, batch: dict):
+        """The outputs :meth:`predictions` reads."""
+        return self.forward(model, batch)
+
     def input_spec(self) -> list[paddle.static.InputSpec]:
         """The shapes and dtypes of :meth:`inputs`, for ``paddle.jit.save``."""
         raise NotImplementedError
@@ -172,6 +185,18 @@ class Task:
                     classes: list[str] | None) -> Iterator[dict]:
         """One JSON-serialisable record per video from ``(outputs, batch)`` pairs in loader order."""
         raise NotImplementedError
+
+    def write_predictions(self, records: Iterable[dict], file: TextIO) -> int:
+        """Write ``records`` to the open text ``file``; returns how many. JSON lines by default."""
+        count = 0
+        for record in records:
+            file.write(json.dumps(record) + "\n")
+            count += 1
+        return count
+
+    def record_line(self, record: dict) -> str:
+        """A prediction record in one line for a terminal."""
+        return json.dumps(record)
 
     def predict_files(self, model, paths: list[str], *, top_k: int, classes: list[str] | None,
                       options: dict) -> Iterator[tuple[str, dict | str]]:

@@ -18,6 +18,12 @@ def top_classes(scores: np.ndarray, top_k: int, names: list[str] | None) -> dict
     return result
 
 
+def classes_line(record: dict) -> str:
+    """``name score, name score, ...`` of a top-classes record (class indices without names)."""
+    labels = record.get("names") or [str(c) for c in record["classes"]]
+    return ", ".join(f"{label} {score:.3f}" for label, score in zip(labels, record["scores"]))
+
+
 def view_means(batches: Iterable[tuple[np.ndarray, np.ndarray]], views: int) -> Iterator[tuple[int, np.ndarray]]:
     """``(record index, mean scores [C])`` per video once all its ``views`` views arrived, from
     ``(scores [N, C], record index [N])`` batches (a video's views may straddle batches)."""

@@ -36,7 +36,7 @@ from ..clips import ClipSampler
 from ..settings import ConfigError, Count, parse_settings
 from ..sharding import CacheDataset
 from .base import Task, as_numpy, register_task
-from .classification import prediction_records, top_classes
+from .classification import classes_line, prediction_records, top_classes
 
 KIND = "kinetics"
 
@@ -185,6 +185,9 @@ class KineticsTask(Task):
     def predictions(self, results, cache: Cache, *, top_k: int, classes: list[str] | None) -> Iterator[dict]:
         batches = ((self.scores(logits), as_numpy(batch["index"])) for logits, batch in results)
         yield from prediction_records(batches, cache, views=self.views, top_k=top_k, classes=classes)
+
+    def record_line(self, record: dict) -> str:
+        return classes_line(record)
 
     def input_spec(self) -> list[paddle.static.InputSpec]:
         """The test clips: ``[N, seg_num, seglen * 3, H, W]`` or ``[N, 3, T, H, W]``, with the

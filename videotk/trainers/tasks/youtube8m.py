@@ -36,7 +36,7 @@ from ..sections import EvalSettings
 from ..settings import Count, PositiveInt
 from ..sharding import CacheDataset
 from .base import Task, as_numpy, register_task
-from .classification import prediction_records
+from .classification import classes_line, prediction_records
 
 FRAME_KIND = "youtube8m-frame"
 RGB_SIZE = 1024
@@ -239,6 +239,9 @@ class YouTube8MTask(Task):
     def predictions(self, results, cache: Cache, *, top_k: int, classes: list[str] | None) -> Iterator[dict]:
         batches = ((self.scores(logits), as_numpy(batch["index"])) for logits, batch in results)
         yield from prediction_records(batches, cache, views=1, top_k=top_k, classes=classes)
+
+    def record_line(self, record: dict) -> str:
+        return classes_line(record)
 
     def input_spec(self) -> list[paddle.static.InputSpec]:
         frames = self.data.num_samples or self.data.max_frames
