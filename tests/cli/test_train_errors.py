@@ -225,3 +225,12 @@ def test_ctrl_c_keeps_the_finished_epochs_and_says_how_to_resume(caches, tmp_pat
     result = vtk("train", "attention_lstm", "--shards", caches / "yt8m", "--epochs", "3", "--save-dir", run,
                  "--resume", "latest", *TINY)
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("model, override, needle", [
+    ("tsm", "data.seg_num=6", "data.seg_num: 6 contradicts model.seg_num 4"),
+    ("tsm", "data.test.seg_num=7", "data.test.seg_num: 7 contradicts model.seg_num 4; tsm takes exactly 4"),
+    ("stnet", "data.seglen=3", "data.seglen: 3 contradicts model.seglen 2"),
+])
+def test_contradicting_keys_are_refused_before_anything_runs(model, override, needle):
+    assert_one_line_error(vtk("train", model, "--config", f"{model}_tiny", "-o", override, "--print-config"), 2, needle)

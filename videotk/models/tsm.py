@@ -42,6 +42,9 @@ class TemporalShift(nn.Layer):
 class TSM(TSN):
     """TSM: frames ``[N, seg_num, 3, H, W]`` -> logits ``[N, num_classes]``; ``seg_num`` is fixed when built."""
 
+    #: the shift needs exactly ``seg_num`` segments, at test time too
+    fixed_segments = True
+
     def __init__(self, *, num_classes: int = 400, depth: int = 50, seg_num: int = 8, shift_div: int = 8,
                  dropout: float = 0.5, base_width: int = 64):
         bias_attr = paddle.ParamAttr(learning_rate=2.0, regularizer=paddle.regularizer.L2Decay(0.0))

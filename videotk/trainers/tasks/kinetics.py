@@ -129,11 +129,22 @@ class KineticsTask(Task):
 
     @classmethod
     def check_config(cls, config) -> None:
-        """Sampling keys the model also takes (``seg_num``, ``seglen``) must agree with it."""
+        """Sampling keys the model also takes (``seg_num``, ``seglen``) must agree with it; a model
+        with ``fixed_segments`` (TSM) also needs them at test time."""
+        from ...models import model_class
+
+        test = config.data.sampler(train=False)
+        fixed = getattr(model_class(config.model.name), "fixed_segments", False)
         for key in ("seg_num", "seglen"):
-            if key in config.model.arguments and config.model.arguments[key] != getattr(config.data, key):
+            if key not in config.model.arguments:
+                continue
+            built = config.model.arguments[key]
+            if built != getattr(config.data, key):
                 raise ConfigError(f"config key data.{key}: {getattr(config.data, key)} contradicts model.{key} "
-                                  f"{config.model.arguments[key]}; the model is built for the clips it is trained on")
+                                  f"{built}; the model is built for the clips it is trained on")
+            if fixed and built != getattr(test, key):
+                raise ConfigError(f"config key data.test.{key}: {getattr(test, key)} contradicts model.{key} {built}; "
+                                  f"{config.model.name} takes exactly {built} at test time too")
 
     @property
     def num_classes(self) -> int:
