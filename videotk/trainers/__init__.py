@@ -1,1 +1,2 @@
-"""Trainers: datasets over caches (paddle.io), configs, the training loop, checkpoints."""
+"""Trainers: typed configs, the generic loop (train, evaluate, predict, export), checkpoints, logs,
+the runtime, and the task families (:mod:`videotk.trainers.tasks`) that tie caches to models."""
