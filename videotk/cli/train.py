@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from ..trainers.logs import epoch_line, step_line  # no heavy imports: vtk --help stays instant
 from .errors import Problem, guarded
 
 SHARDS = click.option("--shards", required=True, type=click.Path(exists=True, file_okay=False),
@@ -58,8 +59,6 @@ class TrainProgress:
         self.quiet, self.bar = quiet, None
 
     def __call__(self, event: dict) -> None:
-        from ..trainers.logs import epoch_line, step_line
-
         kind = event["event"]
         if kind == "epoch_start" and not self.quiet:
             from tqdm import tqdm

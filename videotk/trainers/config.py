@@ -43,9 +43,6 @@ class ModelSettings:
     name: str
     arguments: dict = field(default_factory=dict)
 
-    def __getitem__(self, key: str):
-        return self.arguments[key]
-
     def get(self, key: str, default=None):
         return self.arguments.get(key, default)
 

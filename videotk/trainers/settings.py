@@ -106,7 +106,7 @@ def describe(annotation) -> str:
         if len(args) == 2 and args[1] is not Ellipsis and origin is tuple:
             return f"a list of 2 ({describe(args[0])}, {describe(args[1])})"
         item = describe(args[0]) if args else "values"
-        return f"a list of {item.removeprefix('an ').removeprefix('a ')}s" if args else "a list"
+        return f"a list, each {item}" if args else "a list"
     if dataclasses.is_dataclass(annotation):
         return "a mapping"
     return _NAMES.get(annotation, "settable in a config (only in code)")

@@ -34,6 +34,7 @@ import numpy as np
 import paddle
 
 from ..formats import Cache, open_shard_reader
+from .loader import SampleFailure
 
 log = logging.getLogger(__name__)
 
@@ -241,8 +242,6 @@ class CacheDataset(paddle.io.IterableDataset):
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[dict]:
-        from .loader import SampleFailure
-
         last, current = None, None
         try:
             records, rng = epoch_records(self.cache, seed=self.seed, epoch=self.epoch, train=self.train,

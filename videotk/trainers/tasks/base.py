@@ -156,7 +156,7 @@ class Task:
     def step(self, model, batch: dict) -> Step:
         """One training step's forward pass and loss."""
         outputs = self.forward(model, batch)
-        return Step(self.loss(outputs, batch), outputs, int(self.inputs(batch)[0].shape[0]))
+        return Step(self.loss(outputs, batch), outputs, batch_length(batch))
 
     def evaluate_batch(self, model, batch: dict) -> tuple[Any, float]:
         """The outputs the evaluator reads, and the batch's mean loss (no gradients are kept)."""
@@ -202,6 +202,11 @@ class Task:
                       options: dict) -> Iterator[tuple[str, dict | str]]:
         """``(path, record)`` per file it could read, ``(path, reason)`` per file it could not."""
         raise NotImplementedError(f"{self.name} models do not read raw files")
+
+
+def batch_length(batch: dict) -> int:
+    """The number of samples in a batch (every tensor of a batch has them on its first axis)."""
+    return int(next(iter(batch.values())).shape[0])
 
 
 def as_numpy(tensor) -> np.ndarray:
