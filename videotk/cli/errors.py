@@ -10,7 +10,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import sys
+import threading
+import time
 
 import click
 
@@ -35,13 +39,87 @@ def guarded(interrupted=lambda: "interrupted"):
     from ..trainers.runtime import DeviceError
     from ..trainers.settings import ConfigError
 
+    held = _hold_background_errors()
+    interrupt = _InterruptFlag()
     try:
-        yield
-    except (ConfigError, CheckpointError, DeviceError, CacheError, UnknownModelError) as exc:
-        raise Problem(str(exc)) from None
-    except (DataError, OSError) as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(FAILED)
-    except KeyboardInterrupt:
-        click.echo(f"\n{interrupted()}", err=True)
-        sys.exit(INTERRUPTED)
+        with interrupt:
+            yield
+    except BaseException as exc:
+        if interrupt.seen or isinstance(exc, KeyboardInterrupt):
+            # Ctrl-C reaches the data-loading worker processes too, and a KeyboardInterrupt can land
+            # inside a library's cleanup that swallows it; what fails next (the loader's thread on
+            # its vanished workers, the reader on its killed queue) is the interrupt itself.
+            click.echo(f"\n{interrupted()}", err=True)
+            sys.exit(INTERRUPTED)
+        _report_background_errors(held)
+        if isinstance(exc, (ConfigError, CheckpointError, DeviceError, CacheError, UnknownModelError)):
+            raise Problem(str(exc)) from None
+        if isinstance(exc, (DataError, OSError)):
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(FAILED)
+        raise
+    _report_background_errors(held)
+
+
+class _InterruptFlag:
+    """While entered (in the main thread), remembers that Ctrl-C came and raises KeyboardInterrupt
+    as Python's own handler does, again every second until the command is ending: a library's
+    cleanup (logging's lock release after a fork, say) may swallow the first one.
+
+    Ctrl-C reaches the whole process group. A forked data-loading worker inherits this handler; it
+    leaves at once and quietly (its parent is stopping and says what was kept)."""
+
+    REPEAT_SECONDS = 1.0
+
+    def __init__(self) -> None:
+        self.seen = False
+        self.ending = False
+        self._previous = None
+        self._owner = os.getpid()
+
+    def _handle(self, signum, frame) -> None:
+        if os.getpid() != self._owner:
+            os._exit(INTERRUPTED)
+        if self.ending:
+            return
+        if not self.seen:
+            self.seen = True
+            threading.Thread(target=self._repeat, name="interrupt-repeat", daemon=True).start()
+        signal.default_int_handler(signum, frame)
+
+    def _repeat(self) -> None:
+        while True:
+            time.sleep(self.REPEAT_SECONDS)
+            if self.ending:
+                return
+            os.kill(self._owner, signal.SIGINT)
+
+    def __enter__(self) -> "_InterruptFlag":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.ending = True
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _hold_background_errors() -> list:
+    """Keep what threads started by the libraries underneath (the DataLoader's reader) raise, rather
+    than let Python print their tracebacks as they happen; :func:`_report_background_errors` says
+    them in one line each once the command is done."""
+    held: list = []
+
+    def hold(args: threading.ExceptHookArgs) -> None:
+        held.append(args)
+
+    threading.excepthook = hold
+    return held
+
+
+def _report_background_errors(held: list) -> None:
+    threading.excepthook = threading.__excepthook__
+    for args in held:
+        name = args.thread.name if args.thread is not None else "a background thread"
+        click.echo(f"warning: {name} failed: {args.exc_type.__name__}: {args.exc_value}", err=True)
