@@ -23,12 +23,13 @@ MESSAGE = re.compile(r"interrupted: (\d+) of (\d+) shards are finished and kept 
 
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory):
-    """Inputs of many small tasks, so that a run is still going when its first task is done."""
+    """Inputs of many small tasks (120 files), so that a run is still going well after its first
+    task is done, even when the machine is busy."""
     from videotk.pipelines.synth_kinetics import synth_kinetics
     from videotk.pipelines.synth_youtube8m import synth_youtube8m
 
     root = tmp_path_factory.mktemp("interrupts")
-    synth_youtube8m(root / "yt8m", num_files=40, videos_per_file=6, min_frames=100, max_frames=300, seed=6)
+    synth_youtube8m(root / "yt8m", num_files=120, videos_per_file=2, min_frames=100, max_frames=300, seed=6)
     synth_kinetics(root / "kinetics", num_classes=2, clips_per_class=5, duration=1.0, width=96, height=64, seed=7)
     return {"convert": ["convert", "youtube8m", "--src", str(root / "yt8m")],
             "decode": ["decode", "kinetics", "--src", str(root / "kinetics"), "--videos-per-shard", "1",
