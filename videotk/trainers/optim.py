@@ -121,8 +121,40 @@ class StepExamplesSchedule(ScheduleSettings):
         return paddle.optimizer.lr.StepDecay(base_lr, step_size=step_size, gamma=self.gamma)
 
 
+class Noam(paddle.optimizer.lr.LRScheduler):
+    """``base_lr * d_model^-0.5 * min(step^-0.5, step * warmup_steps^-1.5)`` with ``step`` counted
+    from 1 at the first batch (Vaswani et al., arXiv 1706.03762, section 5.3).
+
+    Paddle's ``NoamDecay`` counts from 0 and so gives the first batch a learning rate of 0; the
+    fluid ``noam_decay`` the seeds trained with counted from 1, as this one does.
+    """
+
+    def __init__(self, base_lr: float, d_model: int, warmup_steps: int):
+        self.d_model, self.warmup_steps = d_model, warmup_steps
+        super().__init__(base_lr)
+
+    def get_lr(self) -> float:
+        step = self.last_epoch + 1
+        return self.base_lr * self.d_model ** -0.5 * min(step ** -0.5, step * self.warmup_steps ** -1.5)
+
+
+@dataclass(frozen=True)
+class NoamSchedule(ScheduleSettings):
+    """Linear warm-up over ``warmup_steps`` batches, then decay as ``1 / sqrt(step)``; peak
+    ``base_lr / sqrt(d_model * warmup_steps)`` at ``warmup_steps``. The defaults are ETS's (its
+    decoder size 512, warm-up 1000), whose optimizer ``learning_rate`` is 1.0 (a multiplier here)."""
+
+    d_model: PositiveInt = 512
+    warmup_steps: PositiveInt = 1000
+    per_batch: ClassVar[bool] = True
+
+    def build(self, base_lr, global_batch):
+        return Noam(base_lr, self.d_model, self.warmup_steps)
+
+
 SCHEDULES: dict[str, type[ScheduleSettings]] = {
     "constant": ConstantSchedule, "multistep": MultiStepSchedule, "step_examples": StepExamplesSchedule,
+    "noam": NoamSchedule,
 }
 
 
