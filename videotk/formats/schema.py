@@ -162,3 +162,24 @@ def dequantize_youtube8m(codes: np.ndarray, out: np.ndarray | None = None) -> np
     out = np.multiply(codes, _YT8M_SCALE, out=out, dtype=np.float32)
     out += _YT8M_BIAS
     return out
+
+
+ACTIVITYNET_META = _columns(
+    ("id", "string"),
+    ("subset", "string"),
+    ("duration", "float64"),
+    ("duration_frame", "int64"),
+    ("feature_frame", "int64"),
+)
+
+
+def activitynet_columns(feature_dim: int, tscale: int | None) -> tuple[Column, ...]:
+    """Columns of an ActivityNet cache: one record per video, ``features`` ``[T, feature_dim]``
+    (T = ``tscale`` for rescaled snippet features, per video when ``tscale`` is None), ground-truth
+    ``segments`` ``[K, 2]`` in seconds and their ``labels`` ``[K]`` (indices into the class list)."""
+    rows = "?" if tscale is None else str(tscale)
+    return ACTIVITYNET_META + _columns(
+        ("features", f"tensor<float32>[{rows},{feature_dim}]"),
+        ("segments", "segments"),
+        ("labels", "list<int32>"),
+    )
