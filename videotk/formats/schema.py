@@ -183,3 +183,36 @@ def activitynet_columns(feature_dim: int, tscale: int | None) -> tuple[Column, .
         ("segments", "segments"),
         ("labels", "list<int32>"),
     )
+
+
+def anet_captions_columns(feature_dim: int) -> tuple[Column, ...]:
+    """Columns of an ActivityNet Captions cache: one record per video, ``features`` ``[T, feature_dim]``,
+    and per event ``k`` of ``segments`` its caption (raw, tokenised, as word ids) and reference set."""
+    return _columns(
+        ("id", "string"),
+        ("subset", "string"),
+        ("duration", "float64"),
+        ("num_frames", "int32"),
+        ("features", f"tensor<float32>[?,{feature_dim}]"),
+        ("segments", "segments"),
+        ("reference", "list<int32>"),
+        ("sentences", "list<string>"),
+        ("tokens", "list<string>"),
+        ("caption_ids", "list<int32>"),
+        ("caption_lengths", "list<int32>"),
+    )
+
+
+def tacos_columns(feature_dim: int, sentence_dim: int) -> tuple[Column, ...]:
+    """Columns of a TACoS cache: one record per movie, its sliding windows (frame spans and
+    features ``[W, feature_dim]``) and its sentences (frame spans and vectors ``[S, sentence_dim]``)."""
+    return _columns(
+        ("id", "string"),
+        ("subset", "string"),
+        ("num_frames", "int32"),
+        ("windows", "tensor<int32>[?,2]"),
+        ("window_features", f"tensor<float32>[?,{feature_dim}]"),
+        ("sentence_spans", "tensor<int32>[?,2]"),
+        ("sentence_vectors", f"tensor<float32>[?,{sentence_dim}]"),
+        ("sentences", "list<string>"),
+    )
