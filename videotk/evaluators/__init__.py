@@ -5,7 +5,20 @@ This package imports nothing else from videotk, nor Paddle.
 """
 
 from .base import Evaluator, MeanLoss
+from .detection import (
+    DetectionEvaluator,
+    detection_average_precision,
+    interpolated_average_precision,
+)
 from .kinetics import KineticsEvaluator
+from .proposals import (
+    ProposalEvaluator,
+    area_under_curve,
+    average_recall_vs_num_proposals,
+    plot_ar_an,
+    read_activitynet_results,
+    segment_iou,
+)
 from .youtube8m import (
     YouTube8MEvaluator,
     global_average_precision,
@@ -16,13 +29,22 @@ from .youtube8m import (
 )
 
 __all__ = [
+    "DetectionEvaluator",
     "Evaluator",
     "KineticsEvaluator",
     "MeanLoss",
+    "ProposalEvaluator",
     "YouTube8MEvaluator",
+    "area_under_curve",
+    "average_recall_vs_num_proposals",
+    "detection_average_precision",
     "global_average_precision",
     "hit_at_one",
+    "interpolated_average_precision",
     "mean_average_precision",
     "multi_hot",
+    "plot_ar_an",
     "precision_at_equal_recall_rate",
+    "read_activitynet_results",
+    "segment_iou",
 ]
