@@ -10,6 +10,7 @@ from .detection import (
     detection_average_precision,
     interpolated_average_precision,
 )
+from .grounding import GroundingEvaluator, temporal_nms, window_candidates
 from .kinetics import KineticsEvaluator
 from .proposals import (
     ProposalEvaluator,
@@ -31,6 +32,7 @@ from .youtube8m import (
 __all__ = [
     "DetectionEvaluator",
     "Evaluator",
+    "GroundingEvaluator",
     "KineticsEvaluator",
     "MeanLoss",
     "ProposalEvaluator",
@@ -47,4 +49,6 @@ __all__ = [
     "precision_at_equal_recall_rate",
     "read_activitynet_results",
     "segment_iou",
+    "temporal_nms",
+    "window_candidates",
 ]
