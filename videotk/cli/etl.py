@@ -102,3 +102,38 @@ def decode_kinetics(src, annotations, split, fps, short_side, codec, quality, vi
     _run_job(job, "clips", quiet, src=src, out=out, annotations=annotations, split=split, fps=fps, short_side=short_side,
              codec=codec, quality=quality, videos_per_shard=videos_per_shard, fmt=fmt,
              workers=workers, scheduler=scheduler, overwrite=overwrite)
+
+
+@convert.command("activitynet")
+@click.option("--features", required=True, metavar="DIR|FILE.h5",
+              help="Feature files, one per video named v_<id> or <id>, or one .h5 file of every video.")
+@click.option("--annotations", required=True, metavar="FILE",
+              help="ActivityNet 1.3 JSON (version, taxonomy, database) or BSN / BMN's per-video JSON "
+                   "(a video_info_new.csv beside it is used too).")
+@click.option("--tscale", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Rows per video after BSN's rescaling of snippet features; C-TCN scores keep their length.")
+@click.option("--videos-per-shard", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Videos per shard (and per task).")
+@etl_options
+def convert_activitynet(features, annotations, tscale, videos_per_shard, out, fmt, workers, scheduler, overwrite,
+                        quiet):
+    """ActivityNet 1.3 features and annotations to a cache, one record per video.
+
+    \b
+    --features holds one of (found from the files):
+      BSN's csv_mean_100/v_<id>.csv (header f0..f399) or PaddleVideo's fix_feat_100/v_<id>.npy
+      snippet features of any length [T, D]: .npy, .csv or .h5 per video, or one .h5 of all
+      C-TCN scores: folders named *rgb* and *flow* of <name>.pkl ({b'scores': [T, C]} each)
+    Snippet features are rescaled to --tscale rows by BSN's procedure (interpolation between
+    snippet centres, 3 points mean-pooled per bin); features of --tscale rows are kept as they are.
+    The rgb and flow scores are cut to the shorter and concatenated, at their own length.
+
+    Ids are stored without v_; labels index the sorted class names in the manifest. Feature files
+    without annotations are skipped, annotated videos without features missing, unreadable or
+    misshapen features and annotations failed (CACHE/errors.jsonl). Exit status: 0 nothing failed,
+    1 some videos failed, 2 usage error. Running the same command again resumes.
+    """
+    from ..pipelines.activitynet import convert_activitynet as job
+
+    _run_job(job, "videos", quiet, features=features, annotations=annotations, out=out, tscale=tscale,
+             videos_per_shard=videos_per_shard, fmt=fmt, workers=workers, scheduler=scheduler, overwrite=overwrite)

@@ -102,3 +102,35 @@ def synth_kinetics(out, num_classes, motion_pairs, clips_per_class, duration, fp
         bar.close()
     extra = " (+ broken clips, listed in the CSV)" if bad else ""
     click.echo(f"wrote {num_classes * clips_per_class} clips{extra} and {csv_path}")
+
+
+@synth.command("activitynet")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Folder for the annotations and the feature folders.")
+@click.option("--videos", "num_videos", type=click.IntRange(min=4), default=64, show_default=True)
+@click.option("--classes", "num_classes", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--tscale", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Rows of the rescaled csv_mean_<T> / fix_feat_<T> features.")
+@click.option("--feature-dim", type=click.IntRange(min=2), default=400, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def synth_activitynet(out, num_videos, num_classes, tscale, feature_dim, seed):
+    """ActivityNet 1.3 localization data: annotations and features in the real layouts.
+
+    \b
+    Writes the official JSON, BMN's and BSN's per-video JSONs (with video_info_new.csv), raw
+    snippet features (snippets/), BSN's csv_mean_<T>/, PaddleVideo's fix_feat_<T>/ and C-TCN's
+    rgb / flow score pickles (ctcn/). Actions differ from background and classes from each other
+    in the features; a few videos are 'testing' (no annotations), a quarter of the rest 'validation':
+      vtk synth activitynet --out raw
+      vtk convert activitynet --features raw/csv_mean_100 --annotations raw/activity_net.v1-3.min.json --out cache
+    """
+    from ..pipelines.synth_activitynet import synth_activitynet as make
+
+    try:
+        made = make(out, num_videos=num_videos, num_classes=num_classes, tscale=tscale, feature_dim=feature_dim,
+                    seed=seed)
+    except ValueError as exc:
+        raise Problem(str(exc)) from exc
+    counts = ", ".join(f"{count} {subset}" for subset, count in made.subsets.items())
+    click.echo(f"wrote {num_videos} videos of {num_classes} classes ({counts}) to {out}: 3 annotation layouts, "
+               f"snippets/, {made.csv_dir.name}/, {made.npy_dir.name}/, ctcn/")
