@@ -3,7 +3,7 @@
 Importing a family's module registers its models; every family is imported here.
 """
 
-from . import attention_cluster, attention_lstm, ets, nextvlad, non_local, stnet, tall, tsm, tsn
+from . import attention_cluster, attention_lstm, bmn, bsn, ctcn, ets, nextvlad, non_local, stnet, tall, tsm, tsn
 from .pretrained import load_pretrained
 from .registry import create_model, list_models, model_class, model_info, register_model
 
