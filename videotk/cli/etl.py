@@ -137,3 +137,71 @@ def convert_activitynet(features, annotations, tscale, videos_per_shard, out, fm
 
     _run_job(job, "videos", quiet, features=features, annotations=annotations, out=out, tscale=tscale,
              videos_per_shard=videos_per_shard, fmt=fmt, workers=workers, scheduler=scheduler, overwrite=overwrite)
+
+
+@convert.command("anet-captions")
+@click.option("--features", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder of per-video frame features: <id>.npy / .h5 / .pkl or legacy v_<id> pickles, [T, D] each.")
+@click.option("--captions", required=True, multiple=True, type=click.Path(exists=True, dir_okay=False),
+              metavar="FILE [FILE...]",
+              help="ActivityNet Captions JSON files: train.json (builds the vocabulary), val_1.json, val_2.json.")
+@click.argument("more_captions", nargs=-1, type=click.Path(exists=True, dir_okay=False), metavar="")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True,
+              help="Frame rate of the features (recorded in the manifest; frame t is at t / fps seconds).")
+@click.option("--min-count", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Training words seen fewer times are <unk>.")
+@click.option("--videos-per-shard", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Videos per shard (and per task).")
+@etl_options
+def convert_anet_captions(features, captions, more_captions, fps, min_count, videos_per_shard, out, fmt, workers,
+                          scheduler, overwrite, quiet):
+    """ActivityNet Captions frame features and captions to a cache, one record per video.
+
+    \b
+    The subset comes from each file's name: train.json is 'train'; val_1.json and val_2.json are
+    'val', reference sets 1 and 2 (the 'reference' column says which file each event is from; a
+    video of both files is one record). Captions are stored raw and tokenised (lower case, PTB
+    rules, punctuation dropped); the vocabulary (<s>, <e>, <unk>, then the training words seen
+    --min-count times or more, most frequent first) is the manifest's class list.
+      vtk convert anet-captions --features feats/ --captions train.json val_1.json val_2.json --out cache
+
+    Captioned videos without features are missing, feature files of no captioned video skipped,
+    unreadable features and bad caption entries failed (CACHE/errors.jsonl). Exit status: 0 nothing
+    failed, 1 some videos failed, 2 usage error. Running the same command again resumes.
+    """
+    from ..pipelines.anet_captions import convert_anet_captions as job
+
+    _run_job(job, "videos", quiet, features=features, captions=[*captions, *more_captions], out=out, fps=fps,
+             min_count=min_count, videos_per_shard=videos_per_shard, fmt=fmt, workers=workers, scheduler=scheduler,
+             overwrite=overwrite)
+
+
+@convert.command("tacos")
+@click.option("--features", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder of window features <movie>.avi_<start>_<end>.npy (e.g. Interval64_128_256_512_overlap0.8_c3d_fc6).")
+@click.option("--annotations", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The subset's sentences: a legacy <subset>_clip-sentvec.pkl, or the JSON vtk synth tacos writes.")
+@click.option("--frame-counts", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Legacy video_allframes_info.pkl (movie -> frames) [default: beside the annotations, when there].")
+@click.option("--movies-per-shard", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Movies per shard (and per task).")
+@etl_options
+def convert_tacos(features, annotations, frame_counts, movies_per_shard, out, fmt, workers, scheduler, overwrite,
+                  quiet):
+    """TACoS window features and sentence annotations to a cache, one record per movie.
+
+    \b
+    One subset per run, as the legacy files come:
+      vtk convert tacos --features Interval64_128_256_512_overlap0.8_c3d_fc6 --annotations train_clip-sentvec.pkl --out cache/train
+      vtk convert tacos --features Interval128_256_overlap0.8_c3d_fc6 --annotations test_clip-sentvec.pkl --out cache/test
+    A record holds the movie's windows (frame spans and features) and its sentences (frame spans,
+    vectors, text when known); training pairs are made from them when training.
+
+    Annotated movies without windows are missing, windows of other movies skipped, unreadable
+    windows and bad annotation entries failed (CACHE/errors.jsonl). Exit status: 0 nothing failed,
+    1 some movies failed, 2 usage error. Running the same command again resumes.
+    """
+    from ..pipelines.tacos import convert_tacos as job
+
+    _run_job(job, "movies", quiet, features=features, annotations=annotations, frame_counts=frame_counts, out=out,
+             movies_per_shard=movies_per_shard, fmt=fmt, workers=workers, scheduler=scheduler, overwrite=overwrite)

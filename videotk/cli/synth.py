@@ -134,3 +134,70 @@ def synth_activitynet(out, num_videos, num_classes, tscale, feature_dim, seed):
     counts = ", ".join(f"{count} {subset}" for subset, count in made.subsets.items())
     click.echo(f"wrote {num_videos} videos of {num_classes} classes ({counts}) to {out}: 3 annotation layouts, "
                f"snippets/, {made.csv_dir.name}/, {made.npy_dir.name}/, ctcn/")
+
+
+@synth.command("anet-captions")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="New or empty folder for train.json, val_1.json, val_2.json and features/.")
+@click.option("--videos", type=click.IntRange(min=2), default=48, show_default=True)
+@click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.25,
+              show_default=True, help="Share of the videos in val_1.json / val_2.json.")
+@click.option("--feature-dim", type=click.IntRange(min=1), default=2048, show_default=True,
+              help="Feature size (the ResNet-152 features have 2048; small values train faster).")
+@click.option("--feature-format", type=click.Choice(["npy", "h5", "pickle"]), default="npy", show_default=True,
+              help="features/v_<id>.npy, .h5, or the legacy extension-less pickle v_<id>.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def synth_anet_captions(out, videos, val_fraction, feature_dim, feature_format, seed):
+    """ActivityNet Captions: captions JSON and 5 fps frame features whose captions name the events.
+
+    \b
+    A captioned segment is 2-3 events of six kinds, and its caption names them in order
+    ("A person runs then jumps."); every training word appears at least 3 times.
+      vtk synth anet-captions --out raw
+      vtk convert anet-captions --features raw/features --captions raw/train.json raw/val_1.json raw/val_2.json --out cache
+    """
+    from ..pipelines.synth_captions import synth_anet_captions as make
+
+    try:
+        paths = make(out, videos=videos, val_fraction=val_fraction, feature_dim=feature_dim,
+                     feature_format=feature_format, seed=seed)
+    except ValueError as exc:
+        raise Problem(str(exc)) from exc
+    click.echo(f"wrote {videos} videos to {out}: {', '.join(p.name for p in paths.values())}")
+
+
+@synth.command("tacos")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="New or empty folder for train/, test/, train.json, test.json and the sentence vectors.")
+@click.option("--movies", type=click.IntRange(min=2), default=48, show_default=True)
+@click.option("--test-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.25,
+              show_default=True)
+@click.option("--min-frames", type=click.IntRange(min=512), default=1000, show_default=True)
+@click.option("--max-frames", type=click.IntRange(min=512), default=2000, show_default=True)
+@click.option("--feature-dim", type=click.IntRange(min=1), default=4096, show_default=True,
+              help="Window feature size (C3D fc6 has 4096).")
+@click.option("--sentence-dim", type=click.IntRange(min=1), default=4800, show_default=True,
+              help="Sentence vector size (skip-thought has 4800).")
+@click.option("--legacy", is_flag=True,
+              help="Also write the legacy pickles: <subset>_clip-sentvec.pkl and video_allframes_info.pkl.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def synth_tacos(out, movies, test_fraction, min_frames, max_frames, feature_dim, sentence_dim, legacy, seed):
+    """TACoS: sliding-window features of movies of topics, and sentence vectors naming the topics.
+
+    \b
+    Train windows are 64/128/256/512 frames, test windows 128/256, at 80% overlap; a window's
+    feature mixes the topics it overlaps.
+      vtk synth tacos --out raw
+      vtk convert tacos --features raw/train --annotations raw/train.json --out cache/train
+      vtk convert tacos --features raw/test --annotations raw/test.json --out cache/test
+    """
+    from ..pipelines.synth_captions import synth_tacos as make
+
+    if min_frames > max_frames:
+        raise click.BadParameter("--min-frames must not exceed --max-frames")
+    try:
+        paths = make(out, movies=movies, test_fraction=test_fraction, min_frames=min_frames, max_frames=max_frames,
+                     feature_dim=feature_dim, sentence_dim=sentence_dim, legacy=legacy, seed=seed)
+    except ValueError as exc:
+        raise Problem(str(exc)) from exc
+    click.echo(f"wrote {movies} movies to {out}: {', '.join(sorted({p.name for p in paths.values()}))}")
