@@ -36,6 +36,7 @@ import logging
 import math
 import os
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,7 @@ SNIPPET_FRAMES = 16  # frames per snippet of the TSN features BSN was built on
 BSN_SAMPLES_PER_BIN = 3
 BSN_EPSILON_SECONDS = 1e-4
 PROBE_FILES = 20
+PROBE_AGREE = 3
 EXPECTED_FEATURES = ("one file per video (v_<id>.csv as BSN's csv_mean_100, v_<id>.npy as PaddleVideo's "
                      "fix_feat_100, or .npy / .csv / .h5 snippet features of any length), one .h5 file holding "
                      "every video, or C-TCN's rgb and flow folders of <name>.pkl score files")
@@ -533,7 +535,9 @@ def match_videos(found: Annotations, source: Features) -> tuple[list[tuple[Video
 
 
 def probe_dimension(source: Features, files: list[FeatureFile]) -> int:
-    """The feature dimension D: that of the first readable file among the first few."""
+    """The feature dimension D: the most common among the first few readable files (one odd file
+    does not set it for the others), ``PROBE_AGREE`` files agreeing being enough."""
+    votes: Counter[int] = Counter()
     reasons = []
     for file in files[:PROBE_FILES]:
         try:
@@ -541,9 +545,14 @@ def probe_dimension(source: Features, files: list[FeatureFile]) -> int:
         except FeatureError as exc:
             reasons.append(f"{file.sources[0]}: {exc}")
             continue
-        if array.ndim == 2 and array.shape[1] > 0:
-            return int(array.shape[1])
-        reasons.append(f"{file.sources[0]}: shape {list(array.shape)}")
+        if array.ndim != 2 or array.shape[1] == 0:
+            reasons.append(f"{file.sources[0]}: shape {list(array.shape)}")
+            continue
+        votes[int(array.shape[1])] += 1
+        if votes.most_common(1)[0][1] >= PROBE_AGREE:
+            break
+    if votes:
+        return votes.most_common(1)[0][0]
     if not files:
         raise ValueError(f"--features {source.root}: none of its {len(source.files)} feature files belongs to a "
                          "video of --annotations")
