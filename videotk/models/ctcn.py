@@ -165,7 +165,9 @@ class CTCN(nn.Layer):
 def hard_negatives(ce: paddle.Tensor, pos: paddle.Tensor, eligible: paddle.Tensor) -> paddle.Tensor:
     """Negatives kept per sample: the ``3 * positives`` eligible non-positive anchors of highest loss.
 
-    ``ce``, ``pos`` and ``eligible`` ``[N, A]`` -> bool ``[N, A]``."""
+    ``ce``, ``pos`` and ``eligible`` ``[N, A]`` -> bool ``[N, A]``. The ranks are counted among the
+    negatives only; the 2019 code ranked positives with them at loss 0, which differs only when
+    fewer than ``3 * positives`` negatives have a loss above 0."""
     candidates = eligible & ~pos
     score = paddle.where(candidates, ce.detach(), paddle.full_like(ce, -1.0))
     rank = paddle.argsort(paddle.argsort(-score, axis=1), axis=1)

@@ -104,7 +104,9 @@ def bmn_targets(segments, tscale: int = 100, dscale: int = 100
     ``gt_iou_map[d, s]`` is the largest IoU of the proposal ``[s / tscale, (s + d + 1) / tscale]`` with a
     segment. ``gt_start`` and ``gt_end`` are the largest IoA of each snippet with a region of fixed
     width ``3 / tscale`` (three snippets, at any ``tscale``; 0.03 at the seed's 100) centred on a start
-    or an end: BMN's readers use this fixed width, not BSN's ``boundary_ratio`` rule.
+    or an end: BMN's readers use this fixed width, not BSN's ``boundary_ratio`` rule. With
+    ``dscale < tscale`` the map keeps the same ``[d, s]`` meaning (the 2019 reader's map was only
+    right for ``dscale == tscale``).
     """
     seg = _normalised(segments)
     lo, hi = bm_proposals(tscale, dscale)
