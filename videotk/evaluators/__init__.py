@@ -5,6 +5,7 @@ This package imports nothing else from videotk, nor Paddle.
 """
 
 from .base import Evaluator, MeanLoss
+from .captioning import CaptioningEvaluator
 from .detection import (
     DetectionEvaluator,
     detection_average_precision,
@@ -30,6 +31,7 @@ from .youtube8m import (
 )
 
 __all__ = [
+    "CaptioningEvaluator",
     "DetectionEvaluator",
     "Evaluator",
     "GroundingEvaluator",
