@@ -204,13 +204,15 @@ def _add_events(videos: dict[str, Video], errors: list[dict], source: str, key: 
 
 def find_feature_files(root: Path) -> dict[str, list[str]]:
     """Feature files under ``root`` by bare video id, as paths relative to ``root``, in order of
-    preference (``.npy``, ``.h5``, ``.hdf5``, ``.pkl``, ``.pickle``, legacy ``v_<id>``)."""
-    found: dict[str, list[tuple[int, str]]] = {}
+    preference (``.npy``, ``.h5``, ``.hdf5``, ``.pkl``, ``.pickle``, legacy ``v_<id>``; ``v_<id>.npy``
+    before ``<id>.npy``)."""
+    found: dict[str, list[tuple[int, bool, str]]] = {}
     for path in root.rglob("*"):
         rank = _feature_rank(path)
         if rank is not None and path.is_file():
-            found.setdefault(bare_id(path.stem), []).append((rank, path.relative_to(root).as_posix()))
-    return {vid: [name for _, name in sorted(files)] for vid, files in found.items()}
+            name = path.relative_to(root).as_posix()
+            found.setdefault(bare_id(path.stem), []).append((rank, not path.name.startswith(LEGACY_PREFIX), name))
+    return {vid: [name for *_, name in sorted(files)] for vid, files in found.items()}
 
 
 def _feature_rank(path: Path) -> int | None:
@@ -228,7 +230,7 @@ def read_features(path: str | os.PathLike, video_id: str) -> np.ndarray:
     try:
         suffix = path.suffix.lower()
         if suffix == ".npy":
-            data = np.load(path, allow_pickle=False)
+            data = _npy(path)
         elif suffix in (".h5", ".hdf5"):
             data = _h5_features(path, video_id)
         else:
@@ -240,6 +242,13 @@ def read_features(path: str | os.PathLike, video_id: str) -> np.ndarray:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise FeatureFileError(f"cannot read: {exc}") from None
     return _as_frames(data)
+
+
+def _npy(path: Path) -> np.ndarray:
+    with open(path, "rb") as f:
+        np.lib.format.read_magic(f)  # a file of another kind: ValueError naming the bytes found
+        f.seek(0)
+        return np.load(f, allow_pickle=False)
 
 
 def _h5_features(path: Path, video_id: str) -> np.ndarray:
@@ -281,11 +290,11 @@ def _as_frames(data) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
-def assign_features(videos: dict[str, Video], files: dict[str, list[str]],
-                    captions: str) -> tuple[list[Video], list[dict]]:
+def assign_features(videos: dict[str, Video], files: dict[str, list[str]], captions: str,
+                    failed: set[str] = frozenset()) -> tuple[list[Video], list[dict]]:
     """Videos that have a feature file (each given its file), and the error entries: captioned
     videos without one are ``missing``; files of no captioned video, and a video's second file,
-    are ``skipped``."""
+    are ``skipped``, except the files of the ``failed`` ids (whose captions entry was unusable)."""
     found, errors = [], []
     for video_id in sorted(videos):
         video = videos[video_id]
@@ -299,7 +308,7 @@ def assign_features(videos: dict[str, Video], files: dict[str, list[str]],
         found.append(video)
         errors.extend(error_entry(name, video_id, f"another feature file of the video is used: {names[0]}", "skipped")
                       for name in names[1:])
-    for video_id in sorted(set(files) - set(videos)):
+    for video_id in sorted(set(files) - set(videos) - failed):
         errors.extend(error_entry(name, None, f"no video {video_id} in {captions}", "skipped")
                       for name in files[video_id])
     return found, errors
@@ -343,7 +352,8 @@ def convert_anet_captions(
                             f"{LEGACY_PREFIX}<id> pickles) found")
     videos, listing_errors = read_captions(captions)
     vocabulary = training_vocabulary(videos, captions, min_count)
-    found, unmatched = assign_features(videos, files, ", ".join(Path(p).name for p in captions))
+    failed = {bare_id(str(e["item"])) for e in listing_errors}
+    found, unmatched = assign_features(videos, files, ", ".join(Path(p).name for p in captions), failed)
     listing_errors += unmatched
     if not found:
         raise FeaturesError(f"--features {root}: no feature file belongs to a video of the captions files "

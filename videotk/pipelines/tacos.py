@@ -262,10 +262,11 @@ def _legacy_object(path: Path, expected: str, option: str = "--annotations"):
         raise AnnotationError(f"{option} {path}: cannot be read ({exc.strerror or exc})") from None
 
 
-def match_windows(movies: dict[str, Movie], windows: dict[str, list[Window]],
-                  source: str) -> tuple[list[Movie], list[dict]]:
+def match_windows(movies: dict[str, Movie], windows: dict[str, list[Window]], source: str,
+                  failed: set[str] = frozenset()) -> tuple[list[Movie], list[dict]]:
     """Annotated movies with their windows; annotated movies without windows are ``missing``,
-    windows of movies that are not annotated ``skipped`` (one entry per movie)."""
+    windows of movies that are not annotated ``skipped`` (one entry per movie), except those of the
+    ``failed`` movies (whose annotations were unusable)."""
     found, errors = [], []
     for movie_id in sorted(movies):
         movie = movies[movie_id]
@@ -275,7 +276,7 @@ def match_windows(movies: dict[str, Movie], windows: dict[str, list[Window]],
             continue
         movie.windows = tuple(windows[movie_id])
         found.append(movie)
-    for movie_id in sorted(set(windows) - set(movies)):
+    for movie_id in sorted(set(windows) - set(movies) - failed):
         errors.append(error_entry(f"{movie_id}.avi_*.npy", movie_id,
                                   f"{len(windows[movie_id])} window files of a movie not in {source}", "skipped"))
     return found, errors
@@ -283,7 +284,10 @@ def match_windows(movies: dict[str, Movie], windows: dict[str, list[Window]],
 
 def read_window(path: str | os.PathLike) -> np.ndarray:
     """The float32 ``[D]`` feature of one window file; ValueError or OSError saying why not."""
-    array = np.load(path, allow_pickle=False)
+    with open(path, "rb") as f:
+        np.lib.format.read_magic(f)  # a file of another kind: ValueError naming the bytes found
+        f.seek(0)
+        array = np.load(f, allow_pickle=False)
     if array.ndim == 2 and array.shape[0] == 1:
         array = array[0]
     if array.ndim != 1 or array.dtype.kind not in "iuf":
@@ -295,7 +299,7 @@ def window_dim(root: Path, movies: list[Movie]) -> int:
     """``D`` of the first window file that can be read."""
     first_problem = None
     for movie in movies:
-        for window in movie.windows[:1]:
+        for window in movie.windows:
             try:
                 return read_window(root / window.file).shape[0]
             except (OSError, ValueError) as exc:
@@ -326,7 +330,8 @@ def convert_tacos(
         raise FeaturesError(f"--features {root}: no window feature files <movie>.avi_<start>_<end>.npy found")
     counts_file = _frame_counts_file(annotations, frame_counts)
     subset, movies, errors = read_annotations(annotations, counts_file)
-    found, unmatched = match_windows(movies, windows, annotations.name)
+    failed = {str(e["item"]).removesuffix(".avi") for e in errors}
+    found, unmatched = match_windows(movies, windows, annotations.name, failed)
     listing_errors += errors + unmatched
     if not found:
         raise FeaturesError(f"--features {root}: no window file belongs to a movie of {annotations.name} "
