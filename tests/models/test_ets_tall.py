@@ -46,10 +46,12 @@ def test_tall_parameters_at_the_seed_sizes():
 def test_legacy_gru_cell_is_fluids_formula():
     paddle.seed(1)
     cell = LegacyGRUCell(3)
-    cell.bias.set_value(paddle.to_tensor(np.linspace(-1, 1, 9).astype("float32")))
+    b = np.linspace(-1, 1, 9).astype("float32")
+    cell.gate_bias.set_value(paddle.to_tensor(b[:6]))
+    cell.candidate_bias.set_value(paddle.to_tensor(b[6:]))
     rng = np.random.default_rng(0)
     x, h = rng.standard_normal((2, 9)).astype("float32"), rng.standard_normal((2, 3)).astype("float32")
-    w, b = cell.weight.numpy(), cell.bias.numpy()
+    w = np.concatenate([cell.gate_weight.numpy(), cell.candidate_weight.numpy()], axis=1)
 
     def sigmoid(z):
         return 1 / (1 + np.exp(-z))
