@@ -209,7 +209,7 @@ class ETS(nn.Layer):
             logp[ended] = -np.inf
             logp[ended, eos] = 0.0
             total = (scores[:, :, None] + logp).reshape(n, -1)
-            best = np.argsort(-total, axis=1, kind="stable")[:, :beam]
+            best = _top_k(total, beam)
             parent, token = np.divmod(best, self.vocab_size)
             scores = np.take_along_axis(total, best, axis=1)
             history = np.concatenate([np.take_along_axis(history, parent[:, :, None], axis=1), token[:, :, None]], 2)
@@ -221,6 +221,15 @@ class ETS(nn.Layer):
                 break
         winners = scores.argmax(axis=1)
         return [_until_eos(history[i, winners[i]], eos) for i in range(n)]
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column indices ``[N, k]`` of the ``k`` largest of each row of ``scores`` ``[N, M]``, best first,
+    the lower index first among equal scores."""
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    values = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -values), axis=1)
+    return np.take_along_axis(part, order, axis=1)
 
 
 def _until_eos(ids: np.ndarray, eos: int) -> list[int]:
