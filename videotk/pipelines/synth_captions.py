@@ -63,7 +63,7 @@ def synth_anet_captions(
     """Write ``train.json``, ``val_1.json``, ``val_2.json`` and ``features/`` into ``out_dir``.
 
     Captions files: ``{"v_<id>": {"duration", "timestamps", "sentences"}}``, timestamps in seconds
-    at event boundaries (frame / 5). Features, one file per video of float32 ``[T, feature_dim]``
+    0.05 s inside the segment's first and last frames (frame / 5). Features, one file per video of float32 ``[T, feature_dim]``
     at 5 fps: ``features/v_<id>.npy``, ``.h5`` (dataset ``features``) or, with ``feature_format``
     ``"pickle"``, the legacy extension-less pickle ``features/v_<id>``. Returns the paths written
     by name (``train``, ``val_1``, ``val_2``, ``features``).
@@ -175,7 +175,13 @@ def _regrouped(rng: np.random.Generator, events: list) -> list[list]:
 
 
 def _captions_entry(duration: float, groups: list[list]) -> dict:
-    stamps = [[round(group[0][0][0] / ANET_FPS, 2), round(group[-1][0][1] / ANET_FPS, 2)] for group in groups]
+    """A video's captions: each group of ``((first_frame, end_frame), kind)`` events is a segment.
+    Its timestamps sit a quarter frame inside the boundary frames, so that the reader's slice
+    ``int(start * fps) : int(end * fps + 0.5)`` holds exactly the segment's frames (at the boundary
+    itself, float rounding may take in a frame of the event before)."""
+    inside = 0.25 / ANET_FPS
+    stamps = [[round(group[0][0][0] / ANET_FPS + inside, 2), round(group[-1][0][1] / ANET_FPS - inside, 2)]
+              for group in groups]
     sentences = ["A person " + " then ".join(VERBS[kind] for _, kind in group) + "." for group in groups]
     return {"duration": duration, "timestamps": stamps, "sentences": sentences}
 
