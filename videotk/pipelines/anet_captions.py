@@ -36,6 +36,7 @@ import logging
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,7 @@ FEATURE_SUFFIXES = (".npy", ".h5", ".hdf5", ".pkl", ".pickle")
 LEGACY_PREFIX = "v_"
 FPS = 5.0
 KEYS = ("duration", "timestamps", "sentences")
+WIDTH_SAMPLE = 5
 _SUBSET = re.compile(r"(?:.*[_\-.])?(train|val|validation|test)(?:[_-]?(\d+))?", re.IGNORECASE)
 
 
@@ -314,15 +316,20 @@ def assign_features(videos: dict[str, Video], files: dict[str, list[str]], capti
     return found, errors
 
 
-def feature_dim(root: Path, videos: list[Video]) -> int:
-    """``D`` of the first video whose features can be read; FeaturesError when none can."""
-    first_problem = None
+def feature_dim(root: Path, videos: list[Video], sample: int = WIDTH_SAMPLE) -> int:
+    """``D`` of most of the first ``sample`` videos whose features can be read (so one misshapen
+    file does not decide it); FeaturesError when none can be read."""
+    widths, first_problem = [], None
     for video in videos:
         try:
-            return read_features(root / video.feature, video.id).shape[1]
+            widths.append(read_features(root / video.feature, video.id).shape[1])
         except FeatureFileError as exc:
             first_problem = first_problem or f"{video.feature}: {exc.reason}"
-    raise FeaturesError(f"--features {root}: no feature file of a captioned video can be read ({first_problem})")
+        if len(widths) == sample:
+            break
+    if not widths:
+        raise FeaturesError(f"--features {root}: no feature file of a captioned video can be read ({first_problem})")
+    return Counter(widths).most_common(1)[0][0]
 
 
 def convert_anet_captions(

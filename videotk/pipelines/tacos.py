@@ -40,6 +40,7 @@ import json
 import logging
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 
 FRAME_COUNTS = "video_allframes_info.pkl"
 UNKNOWN_FRAMES = -1
+WIDTH_SAMPLE = 5
 _CLIP = r"(?P<movie>.+?)(?:\.avi)?_(?P<start>\d+)_(?P<end>\d+)"
 CLIP_NAME = re.compile(_CLIP)
 WINDOW_FILE = re.compile(_CLIP + r"\.npy")
@@ -295,16 +297,22 @@ def read_window(path: str | os.PathLike) -> np.ndarray:
     return array.astype(np.float32, copy=False)
 
 
-def window_dim(root: Path, movies: list[Movie]) -> int:
-    """``D`` of the first window file that can be read."""
-    first_problem = None
+def window_dim(root: Path, movies: list[Movie], sample: int = WIDTH_SAMPLE) -> int:
+    """``D`` of most of the first readable window files of up to ``sample`` movies (so one
+    misshapen file does not decide it); FeaturesError when none can be read."""
+    widths, first_problem = [], None
     for movie in movies:
         for window in movie.windows:
             try:
-                return read_window(root / window.file).shape[0]
+                widths.append(read_window(root / window.file).shape[0])
+                break
             except (OSError, ValueError) as exc:
                 first_problem = first_problem or f"{window.file}: {exc}"
-    raise FeaturesError(f"--features {root}: no window file of an annotated movie can be read ({first_problem})")
+        if len(widths) == sample:
+            break
+    if not widths:
+        raise FeaturesError(f"--features {root}: no window file of an annotated movie can be read ({first_problem})")
+    return Counter(widths).most_common(1)[0][0]
 
 
 def convert_tacos(
