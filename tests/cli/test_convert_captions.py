@@ -92,7 +92,7 @@ def test_convert_tacos_both_layouts(tmp_path, tacos):
 
 def test_a_failed_video_exits_1_and_is_named(tmp_path, anet, copy_of):
     src = copy_of(anet)
-    broken = sorted((src / "features").iterdir())[0]
+    broken = min((src / "features").iterdir())
     np.save(broken, np.zeros((3, 7), np.float32))
     result = convert_anet(src, tmp_path / "cache", "--workers", 1)
     assert result.exit_code == 1
