@@ -209,3 +209,13 @@ def test_refusals_before_any_work(tmp_path, src):
     with pytest.raises(CaptionsError, match="give train.json"):
         convert_anet_captions(src / "features", [src / "val_1.json"], tmp_path / "cache")
     assert not (tmp_path / "cache").exists()
+
+
+def test_ids_with_and_without_v_match(tmp_path, copy):
+    val_1 = load(copy / "val_1.json")
+    (copy / "val_1.json").write_text(json.dumps({key[2:]: entry for key, entry in val_1.items()}))
+    videos, errors = read_captions(captions_of(copy))
+    assert errors == [] and len(videos) == 12
+    assert all([e.reference for e in videos[key[2:]].events][-1] == 2 for key in val_1)
+    summary = convert(copy, tmp_path / "cache")
+    assert (summary.records, summary.missing, summary.skipped) == (12, 0, 0)
