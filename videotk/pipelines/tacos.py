@@ -72,6 +72,8 @@ class FeaturesError(ValueError):
 
 @dataclass(frozen=True)
 class Window:
+    """One sliding window: its frame span ``(start, end)`` and its file, relative to ``--features``."""
+
     start: int
     end: int
     file: str
@@ -380,6 +382,14 @@ def _movie_identity(root: Path, movie: Movie) -> tuple:
     return movie.id, movie.num_frames, digest.hexdigest()[:16]
 
 
+class _WindowError(ValueError):
+    """One window file of a movie cannot be used; ``reason`` says why."""
+
+    def __init__(self, file: str, reason: str):
+        super().__init__(reason)
+        self.file, self.reason = file, reason
+
+
 def convert_chunk(payload: tuple[str, str, list[Movie], int], writer) -> list[dict]:
     """Write one record per movie of a chunk; a movie with a window that cannot be read is one error
     entry (naming that window) and is left out whole."""
@@ -393,12 +403,6 @@ def convert_chunk(payload: tuple[str, str, list[Movie], int], writer) -> list[di
             continue
         writer.write(movie_record(movie, subset, features))
     return errors
-
-
-class _WindowError(ValueError):
-    def __init__(self, file: str, reason: str):
-        super().__init__(reason)
-        self.file, self.reason = file, reason
 
 
 def _window(root: str, window: Window, width: int) -> np.ndarray:
