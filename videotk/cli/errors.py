@@ -18,6 +18,8 @@ import time
 
 import click
 
+from ..trainers import stop
+
 USAGE, FAILED = 2, 1
 INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
 
@@ -61,46 +63,51 @@ def guarded(interrupted=lambda: "interrupted"):
     _report_background_errors(held)
 
 
+#: the standard library's at-fork hooks, which run inside ``os.fork`` (the DataLoader forks its
+#: workers every epoch): a KeyboardInterrupt raised in one is printed as "Exception ignored" and lost
+_FORK_HOOKS = frozenset({"_acquireLock", "_releaseLock", "_after_at_fork_child_reinit_locks", "_after_fork"})
+
+
 class _InterruptFlag:
-    """While entered (in the main thread), remembers that Ctrl-C came and raises KeyboardInterrupt
-    as Python's own handler does, again every second until the command is ending: a library's
-    cleanup (logging's lock release after a fork, say) may swallow the first one.
+    """While entered (in the main thread), Ctrl-C raises KeyboardInterrupt as Python's own handler
+    does, and is also recorded (:mod:`videotk.trainers.stop`), so that where a library swallows the
+    exception the loaders raise it again before their next batch. In the standard library's
+    at-fork hooks it is not raised at all (it would be printed there): the loaders raise it.
 
-    Ctrl-C reaches the whole process group. A forked data-loading worker inherits this handler; it
-    leaves at once and quietly (its parent is stopping and says what was kept)."""
+    Ctrl-C reaches the whole process group. A forked data-loading worker inherits this handler and
+    ignores it: its parent stops it (the parent is stopping, and says what was kept). A second Ctrl-C
+    within ``GRACE_SECONDS`` of the first is ignored, so that the cleanup that unwinds the first
+    (stopping the workers) is not broken off with a traceback.
+    """
 
-    REPEAT_SECONDS = 1.0
+    GRACE_SECONDS = 1.0
 
     def __init__(self) -> None:
         self.seen = False
-        self.ending = False
+        self._raised_at: float | None = None
         self._previous = None
         self._owner = os.getpid()
 
     def _handle(self, signum, frame) -> None:
         if os.getpid() != self._owner:
-            os._exit(INTERRUPTED)
-        if self.ending:
+            return  # a forked worker: its parent stops it (an exit of its own would count as a crash)
+        self.seen = True
+        stop.request()
+        if frame is not None and frame.f_code.co_name in _FORK_HOOKS:
+            return  # raised there it would be printed and lost; the loader raises it before its next batch
+        now = time.monotonic()
+        if self._raised_at is not None and now - self._raised_at < self.GRACE_SECONDS:
             return
-        if not self.seen:
-            self.seen = True
-            threading.Thread(target=self._repeat, name="interrupt-repeat", daemon=True).start()
+        self._raised_at = now
         signal.default_int_handler(signum, frame)
 
-    def _repeat(self) -> None:
-        while True:
-            time.sleep(self.REPEAT_SECONDS)
-            if self.ending:
-                return
-            os.kill(self._owner, signal.SIGINT)
-
     def __enter__(self) -> "_InterruptFlag":
+        stop.clear()
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
 
     def __exit__(self, *exc) -> None:
-        self.ending = True
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
 

@@ -21,6 +21,8 @@ import numpy as np
 import paddle
 from paddle.io.dataloader.collate import default_collate_fn
 
+from . import stop
+
 FAILURE_KEY = "__reader_failure__"
 
 
@@ -57,6 +59,7 @@ class Loader:
 
     def __iter__(self) -> Iterator[dict]:
         for batch in self.dataloader:
+            stop.check()
             if FAILURE_KEY in batch:
                 raise DataError(bytes(batch[FAILURE_KEY].numpy()).decode("utf-8"))
             yield batch
