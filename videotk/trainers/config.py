@@ -9,7 +9,10 @@ A config file has six sections:
 - ``optimizer`` and ``lr_scheduler``: ``name`` and that optimizer's or schedule's settings
   (:mod:`videotk.trainers.optim`);
 - ``eval``: the task's evaluation settings (:class:`~videotk.trainers.sections.EvalSettings` or a
-  subclass).
+  subclass);
+- ``stages`` (only for tasks trained in stages, one network after another): per stage name, the
+  ``train``, ``optimizer`` and ``lr_scheduler`` keys that differ from the top-level ones
+  (``-o stages.pem.train.epochs=5``); :meth:`Config.for_stage` gives the config a stage trains with.
 
 :func:`load_config` returns a :class:`Config` in which every section has been turned into typed
 values once; nothing downstream reads raw keys. An unknown key, a value of the wrong type, shape or
@@ -20,6 +23,7 @@ are the resolved config and load the same way.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -34,6 +38,8 @@ __all__ = ["CONFIG_DIR", "Config", "ConfigError", "EvalSettings", "ModelSettings
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"  # shipped inside the package
 SECTIONS = ("model", "data", "train", "optimizer", "lr_scheduler", "eval")
+OPTIONAL_SECTIONS = ("stages",)
+STAGE_SECTIONS = ("train", "optimizer", "lr_scheduler")
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,13 @@ class Config:
     optimizer: Any
     lr_scheduler: Any
     eval: Any
+    #: per stage: its raw ``train``/``optimizer``/``lr_scheduler`` overrides and their parse
+    stages: dict = field(default_factory=dict)
+
+    def for_stage(self, name: str) -> "Config":
+        """The config stage ``name`` trains with: the top-level sections with that stage's keys."""
+        parsed = self.stages.get(name, {}).get("parsed", {})
+        return dataclasses.replace(self, **parsed)
 
     def to_dict(self) -> dict:
         """The resolved config as plain YAML data, in the layout of the config files."""
@@ -70,6 +83,7 @@ class Config:
             "optimizer": {"name": optimizer_name(self.optimizer), **as_plain(self.optimizer)},
             "lr_scheduler": {"name": schedule_name(self.lr_scheduler), **as_plain(self.lr_scheduler)},
             "eval": as_plain(self.eval),
+            **({"stages": {name: stage["raw"] for name, stage in self.stages.items()}} if self.stages else {}),
         }
 
 
@@ -121,9 +135,11 @@ def read_yaml(path: Path) -> dict:
         raise ConfigError(f"{path}: cannot read config ({exc})") from None
     if not isinstance(raw, dict) or any(not isinstance(raw.get(s), dict) for s in SECTIONS):
         raise ConfigError(f"{path}: a config needs the sections {', '.join(SECTIONS)}")
-    unknown = sorted(set(raw) - set(SECTIONS))
+    unknown = sorted(set(raw) - set(SECTIONS) - set(OPTIONAL_SECTIONS))
     if unknown:
         raise ConfigError(f"{path}: unknown section {unknown[0]!r}; a config has {', '.join(SECTIONS)}")
+    if not isinstance(raw.get("stages", {}), dict):
+        raise ConfigError(f"{path}: section stages must map stage names to their sections")
     return raw
 
 
@@ -137,12 +153,12 @@ def apply_override(raw: dict, item: str) -> None:
     parts = key.strip().split(".")
     if not sep or not key.strip() or len(parts) < 2 or not all(parts):
         raise ConfigError(f"override {item!r}: expected section.key=value, e.g. train.epochs=3")
-    if parts[0] not in SECTIONS:
+    if parts[0] not in SECTIONS + OPTIONAL_SECTIONS:
         raise ConfigError(f"unknown config key {key.strip()!r}: a config has the sections {', '.join(SECTIONS)}")
     node = raw
     for depth, part in enumerate(parts[:-1]):
         child = node.get(part)
-        if child is None and depth > 0:
+        if child is None and (depth > 0 or part in OPTIONAL_SECTIONS):
             child = node[part] = {}
         if not isinstance(child, dict):
             raise ConfigError(f"override {item!r}: {'.'.join(parts[: depth + 1])} is a value, not a section")
@@ -177,8 +193,44 @@ def parse_config(raw: dict) -> Config:
         lr_scheduler=parse_schedule(raw["lr_scheduler"]),
         eval=parse_settings(task.Eval, raw["eval"], "eval"),
     )
+    config = dataclasses.replace(config, stages=parse_stages(raw, task))
     task.check_config(config)
     return config
+
+
+def parse_stages(raw: dict, task) -> dict:
+    """The ``stages`` section: for each of the task's stages, its overrides of the top-level
+    ``train``, ``optimizer`` and ``lr_scheduler`` (merged key by key; an optimizer or schedule of
+    another ``name`` replaces the top-level one), parsed."""
+    from .optim import OPTIMIZERS, SCHEDULES, _parse_named
+
+    section = raw.get("stages") or {}
+    known = tuple(getattr(task, "stages", ()))
+    stages = {}
+    for name, overrides in section.items():
+        where = f"stages.{name}"
+        if name not in known:
+            allowed = f"the {task.name} task trains the stages {', '.join(known)}" if known else \
+                f"the {task.name} task trains in one stage"
+            raise ConfigError(f"config key {where}: unknown stage; {allowed}")
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"config key {where}: expected the sections {', '.join(STAGE_SECTIONS)}")
+        extra = sorted(set(overrides) - set(STAGE_SECTIONS))
+        if extra:
+            raise ConfigError(f"config key {where}.{extra[0]}: a stage sets only {', '.join(STAGE_SECTIONS)}")
+        merged = {}
+        for key in STAGE_SECTIONS:
+            base, over = dict(raw[key]), dict(overrides.get(key) or {})
+            if key != "train" and "name" in over and over["name"] != base.get("name"):
+                base = {}
+            merged[key] = {**base, **over}
+        parsed = {
+            "train": parse_settings(TrainSettings, merged["train"], f"{where}.train"),
+            "optimizer": _parse_named(merged["optimizer"], OPTIMIZERS, f"{where}.optimizer"),
+            "lr_scheduler": _parse_named(merged["lr_scheduler"], SCHEDULES, f"{where}.lr_scheduler"),
+        }
+        stages[name] = {"raw": {k: v for k, v in overrides.items() if v}, "parsed": parsed}
+    return stages
 
 
 def parse_model(section: dict) -> ModelSettings:
