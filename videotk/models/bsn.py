@@ -7,6 +7,8 @@ Two trained parts around a parameter-free proposal generator (PGM, in the task c
 - PEM, the proposal evaluation module: a two-layer perceptron scoring a proposal's 32-d BSP feature
   with its IoU against the ground truth.
 
+:class:`BSN` holds both, so that one checkpoint carries the chain; it is the registered model.
+
 As in the 2019 PaddleVideo port (not the original TensorFlow BSN): TEM has 256 hidden channels, no
 logit scaling, loss weights 1:1:1 and output channels in the order (start, end, action); PEM is
 32 -> 128 -> 1 with the 0.1 scalings of its activations and a plain squared error on sampled proposals.
@@ -182,23 +184,36 @@ def pem_loss(pred: paddle.Tensor, gt_iou: paddle.Tensor, *, rng: np.random.Gener
     return sampled_regression_loss(pred, gt_iou, high=0.6, low=0.2, low_ratio=2.0, rng=rng)
 
 
-@register_model(
-    "bsn_tem",
-    task="temporal action proposals on ActivityNet 1.3 (BSN boundary and actionness curves)",
-    inputs="feat [N, 400, T] snippet features (seed T = 100); returns [N, 3, T] (start, end, action)",
-    config="bsn.yaml",
-)
-def bsn_tem(**kwargs) -> BsnTem:
-    """BSN TEM: 400 -> 256 -> 256 -> 3 temporal convolutions giving start, end and action probabilities."""
-    return BsnTem(**kwargs)
+class BSN(nn.Layer):
+    """BSN's two trained parts in one model, so that one checkpoint holds both: ``tem``
+    (:class:`BsnTem`) and ``pem`` (:class:`BsnPem`). ``model(features [N, feat_dim, T], "tem")``
+    gives TEM's ``[N, 3, T]`` (start, end, action); ``model(bsp [..., 32], "pem")`` PEM's IoU
+    scores ``[...]``. The task trains them one after the other, with PGM between them."""
+
+    def __init__(self, *, tscale: int = 100, feat_dim: int = 400, tem_hidden_dim: int = 256, pem_feat_dim: int = 32,
+                 pem_hidden_dim: int = 128):
+        super().__init__()
+        if tscale < 2:
+            raise ValueError(f"tscale must be at least 2, got {tscale}")
+        self.tscale = tscale
+        self.tem = BsnTem(feat_dim=feat_dim, hidden_dim=tem_hidden_dim)
+        self.pem = BsnPem(feat_dim=pem_feat_dim, hidden_dim=pem_hidden_dim)
+
+    def forward(self, x: paddle.Tensor, part: str = "tem") -> paddle.Tensor:
+        if part == "tem":
+            return self.tem(x)
+        if part == "pem":
+            return self.pem(x)
+        raise ValueError(f"part must be 'tem' or 'pem', got {part!r}")
 
 
 @register_model(
-    "bsn_pem",
-    task="temporal action proposals on ActivityNet 1.3 (BSN proposal confidence)",
-    inputs="bsp [N, 32] boundary-sensitive proposal features; returns [N] IoU scores",
+    "bsn",
+    task="temporal action proposals on ActivityNet 1.3 (TEM, then PGM, then PEM)",
+    inputs="feat [N, 400, T] snippet features (seed T = 100) for TEM; bsp [..., 32] proposal features for PEM",
     config="bsn.yaml",
 )
-def bsn_pem(**kwargs) -> BsnPem:
-    """BSN PEM: 32 -> 128 -> 1 perceptron scoring a proposal's BSP feature with its IoU."""
-    return BsnPem(**kwargs)
+def bsn(**kwargs) -> BSN:
+    """BSN: TEM (400 -> 256 -> 256 -> 3 temporal convolutions: start, end, action probabilities) and
+    PEM (32 -> 128 -> 1 perceptron: a proposal's IoU), trained in stages with PGM between them."""
+    return BSN(**kwargs)

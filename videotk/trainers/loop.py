@@ -42,6 +42,7 @@ from .checkpoint import (
     copy_classes,
     epoch_dir,
     is_exported,
+    latest_checkpoint,
     load_checkpoint,
     load_weights,
     prune_checkpoints,
@@ -88,9 +89,20 @@ def train(config: Config, shards: str | os.PathLike, *, valid_shards: str | os.P
     """
     notify = callback or (lambda event: None)
     task = make_task(config)
+    if task.stages:
+        return _train_stages(config, task, shards, valid_shards, Path(save_dir), resume=resume, overwrite=overwrite,
+                             device=device, notify=notify)
     train_cache = task.open(shards)
     valid_cache = task.open(valid_shards) if valid_shards else None
     start = _resume_point(config, resume, save_dir)
+    return _train_one(config, task, train_cache, valid_cache, save_dir, start=start, overwrite=overwrite,
+                      pretrained=pretrained, device=device, notify=notify)
+
+
+def _train_one(config: Config, task: Task, train_cache: Cache, valid_cache: Cache | None, save_dir: str | Path, *,
+               start: Path | None, overwrite: bool, device: str, notify: Callback, pretrained: str | Path | None = None,
+               initial: Path | None = None) -> dict:
+    """Train one model (or one stage) from scratch, from ``initial`` weights, or from the checkpoint ``start``."""
     if runtime.is_main():
         check_run_folder(save_dir, resuming=start is not None, overwrite=overwrite)
         _writable(save_dir)
@@ -102,6 +114,8 @@ def train(config: Config, shards: str | os.PathLike, *, valid_shards: str | os.P
         from ..models import load_pretrained
 
         notify({"event": "pretrained", "path": str(pretrained), **load_pretrained(model, pretrained)})
+    if initial is not None and start is None:
+        load_weights(model, initial)
     run = _Run(config, task, runtime.data_parallel(model), save_dir, notify)
     if start is not None:
         run.restore(start)
@@ -114,6 +128,50 @@ def train(config: Config, shards: str | os.PathLike, *, valid_shards: str | os.P
     return {"history": run.history, "metrics": run.metrics}
 
 
+def _train_stages(config: Config, task: Task, shards, valid_shards, save_dir: Path, *, resume, overwrite: bool,
+                  device: str, notify: Callback) -> dict:
+    """Train a task of several stages (``task.stages``), each in ``save_dir/<stage>``: a training
+    stage checkpoints like a one-stage run and starts from the weights the previous one ended
+    with; a derived stage writes a cache there. With ``resume="latest"`` finished stages are kept,
+    and the first unfinished one continues from its newest checkpoint."""
+    if resume is not None and str(resume) != "latest":
+        raise CheckpointError(f"--resume {resume}: {config.model.name} trains in stages ({', '.join(task.stages)}); "
+                              "pass --resume latest to continue each where it stopped")
+    history, metrics, weights = [], {}, None
+    for name in task.stages:
+        stage = task.stage(name)
+        stage_dir = save_dir / name
+        stage_config = config.for_stage(name)
+        if stage.derived:
+            notify({"event": "notice", "message": f"stage {name}: {stage.description}"})
+            stage.derive(stage_config, weights, shards, valid_shards, stage_dir, overwrite=overwrite, device=device,
+                         notify=notify)
+            continue
+        train_cache, valid_cache = stage.caches(shards, valid_shards, save_dir)
+        start = None
+        if resume is not None and latest_checkpoint(stage_dir) is not None:
+            try:
+                start = _resume_point(stage_config, "latest", stage_dir)
+            except NothingToDo:
+                weights = latest_checkpoint(stage_dir)
+                notify({"event": "notice", "message": f"stage {name}: all {stage_config.train.epochs} epochs "
+                        f"are done in {stage_dir}"})
+                continue
+        notify({"event": "notice", "message": f"stage {name}: {stage.description}"})
+        result = _train_one(stage_config, stage, train_cache, valid_cache, stage_dir, start=start,
+                            overwrite=overwrite, device=device, notify=notify, initial=weights)
+        history += [{**h, "stage": name} for h in result["history"]]
+        metrics.update({f"{name}/{epoch}": m for epoch, m in result["metrics"].items()})
+        weights = latest_checkpoint(stage_dir)
+    if valid_shards is not None and weights is not None:
+        metrics["final"] = evaluate(config, valid_shards, weights, device=device)
+        RunLog(save_dir if runtime.is_main() else None).record("eval", stage="final", **metrics["final"])
+    if runtime.is_main():
+        save_dir.mkdir(parents=True, exist_ok=True)
+        dump(config, save_dir / CONFIG_FILE)
+    return {"history": history, "metrics": metrics}
+
+
 class _Run:
     """The state of one training run: model, optimizer, schedule, step count, history and logs."""
 
@@ -121,7 +179,7 @@ class _Run:
         self.config, self.task, self.model, self.save_dir, self.notify = config, task, model, Path(save_dir), notify
         global_batch = config.train.batch_size * runtime.world_size()
         self.scheduler = config.lr_scheduler.build(config.optimizer.learning_rate, global_batch)
-        self.optimizer = config.optimizer.build(model, self.scheduler)
+        self.optimizer = config.optimizer.build(task.trained_layer(runtime.unwrapped(model)), self.scheduler)
         self.epoch, self.step, self.history, self.metrics = 0, 0, [], {}
         self.log = RunLog(save_dir if runtime.is_main() else None)
         self.writer = _scalar_writer(save_dir, notify) if runtime.is_main() else None

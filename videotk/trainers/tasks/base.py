@@ -26,6 +26,12 @@ a task; it calls these methods, in this order:
 8. ``task.predict_files(model, paths, ...)``, when :attr:`Task.raw_inputs` says what files the task
    reads directly (``"video files"``); ``None`` otherwise.
 
+A task trained in stages (BSN: TEM, then PGM, then PEM) names them in :attr:`Task.stages`;
+``task.stage(name)`` is then a task of its own for that stage (its ``caches``, dataset, loss and
+``trained_layer``), or a derived stage (``derived = True``) whose ``derive(...)`` writes a cache
+from the previous stage's weights. Evaluation and prediction use the task itself, which runs the
+whole chain.
+
 A new task family is a module in this package with a subclass decorated by :func:`register_task`,
 imported in ``tasks/__init__.py``.
 """
@@ -91,6 +97,12 @@ class Task:
     Eval: ClassVar[type] = EvalSettings
     #: what files :meth:`predict_files` reads directly, or None
     raw_inputs: ClassVar[str | None] = None
+    #: the stages trained one after the other, each in ``SAVE_DIR/<stage>`` (none: one model, one run)
+    stages: ClassVar[tuple[str, ...]] = ()
+    #: a stage that writes a cache instead of training (see :meth:`stage`)
+    derived: ClassVar[bool] = False
+    #: what a stage does, in a few words
+    description: ClassVar[str] = ""
 
     def __init__(self, config) -> None:
         self.config = config
@@ -139,7 +151,20 @@ class Task:
         dataset.set_epoch(epoch)
         return make_loader(dataset, batch_size=batch_size, num_workers=num_workers)
 
+    def stage(self, name: str) -> "Task":
+        """The task of stage ``name`` of :attr:`stages`."""
+        raise NotImplementedError
+
+    def caches(self, shards, valid_shards, save_dir) -> tuple[Cache, Cache | None]:
+        """A training stage's training and validation caches, given the run's ``--shards`` and
+        ``--valid-shards`` and the run folder (where earlier stages wrote theirs)."""
+        return self.open(shards), (self.open(valid_shards) if valid_shards else None)
+
     # -- model ----------------------------------------------------------------------------------
+
+    def trained_layer(self, model):
+        """The part of ``model`` whose parameters this task (or stage) trains: all of it by default."""
+        return model
 
     def inputs(self, batch: dict) -> list[paddle.Tensor]:
         """The positional inputs of the model's ``forward`` in ``batch``."""
