@@ -155,6 +155,12 @@ def _interrupted_training(save_dir: str) -> str:
     from ..trainers.checkpoint import latest_checkpoint
 
     latest = latest_checkpoint(save_dir)
+    staged = sorted((p for p in Path(save_dir).glob("*/epoch_*") if latest_checkpoint(p.parent) is not None),
+                    key=lambda p: p.stat().st_mtime) if latest is None and Path(save_dir).is_dir() else []
+    if latest is None and staged:
+        stage = staged[-1].parent
+        return (f"interrupted: the finished epochs up to {stage.name}/{latest_checkpoint(stage).name} are kept in "
+                f"{save_dir}; run the same command with --resume latest to continue")
     if latest is None:
         return (f"interrupted before the first epoch finished: no checkpoint in {save_dir}; run the same command "
                 "to start again")
@@ -179,18 +185,29 @@ def _curves(save_dir: str) -> str:
 @config_options
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Also write the metrics JSON here [default: metrics.json beside the weights].")
+@click.option("--plot", "plot_file", type=click.Path(dir_okay=False), default=None,
+              help="Proposal models: draw the AR@AN curve into this PNG.")
 @DEVICE
-def evaluate(model, shards, weights, config_file, overrides, out, device):
-    """Evaluate MODEL's weights on a cache; prints the metrics as JSON."""
+def evaluate(model, shards, weights, config_file, overrides, out, plot_file, device):
+    """Evaluate MODEL's weights on a cache; prints the metrics as JSON (a curve, such as AR
+    against AN for proposals, only goes into the file)."""
     from ..trainers.loop import evaluate as run
 
     config = _config(model, config_file or _saved_config(weights), overrides)
     with guarded():
         metrics = run(config, shards, weights, device=device)
+    if plot_file and "curve" not in metrics:
+        raise Problem(f"--plot: {model}'s metrics have no curve to draw (proposal models have AR against AN)")
     out = Path(out) if out else (Path(weights) if Path(weights).is_dir() else Path(weights).parent) / "metrics.json"
-    text = json.dumps(metrics, indent=2)
-    out.write_text(text + "\n")
-    click.echo(text)
+    with guarded():
+        out.write_text(json.dumps(metrics, indent=2) + "\n")
+        if plot_file:
+            from ..evaluators.proposals import plot_ar_an
+
+            plot_ar_an(metrics["curve"], plot_file)
+    click.echo(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}, indent=2))
+    if plot_file:
+        click.echo(f"AR@AN curve: {plot_file}")
 
 
 @click.command()

@@ -30,7 +30,8 @@ def epoch_line(event: dict) -> str:
     """One aligned line per epoch: mean loss, then every metric as ``name value``."""
     loss = "n/a" if event.get("loss") is None else f"{event['loss']:.4f}"
     parts = [f"epoch {event['epoch']:>3} done", f"loss {loss}"]
-    parts += [f"{name} {_number(value)}" for name, value in (event.get("metrics") or {}).items()]
+    parts += [f"{name} {_number(value)}" for name, value in (event.get("metrics") or {}).items()
+              if not isinstance(value, (dict, list))]  # a curve (AR against AN) is in metrics.jsonl only
     if event.get("checkpoint"):
         parts.append(f"-> {event['checkpoint']}")
     return "  ".join(parts)
