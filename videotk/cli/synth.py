@@ -112,8 +112,12 @@ def synth_kinetics(out, num_classes, motion_pairs, clips_per_class, duration, fp
 @click.option("--tscale", type=click.IntRange(min=1), default=100, show_default=True,
               help="Rows of the rescaled csv_mean_<T> / fix_feat_<T> features.")
 @click.option("--feature-dim", type=click.IntRange(min=2), default=400, show_default=True)
+@click.option("--segments", type=(click.IntRange(min=1), click.IntRange(min=1)), default=(1, 3), show_default=True,
+              metavar="LOW HIGH", help="Action segments per video.")
+@click.option("--segment-length", type=(float, float), default=(0.05, 0.6), show_default=True, metavar="LOW HIGH",
+              help="Length of each segment, as a fraction of the video.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def synth_activitynet(out, num_videos, num_classes, tscale, feature_dim, seed):
+def synth_activitynet(out, num_videos, num_classes, tscale, feature_dim, segments, segment_length, seed):
     """ActivityNet 1.3 localization data: annotations and features in the real layouts.
 
     \b
@@ -128,7 +132,7 @@ def synth_activitynet(out, num_videos, num_classes, tscale, feature_dim, seed):
 
     try:
         made = make(out, num_videos=num_videos, num_classes=num_classes, tscale=tscale, feature_dim=feature_dim,
-                    seed=seed)
+                    segments=segments, segment_length=segment_length, seed=seed)
     except ValueError as exc:
         raise Problem(str(exc)) from exc
     counts = ", ".join(f"{count} {subset}" for subset, count in made.subsets.items())

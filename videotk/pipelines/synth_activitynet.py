@@ -1,7 +1,8 @@
 """Synthetic ActivityNet 1.3 localization data in the real source formats, learnable in minutes.
 
 Every video has a duration of 30-200 s at 24, 25 or 30 fps, one 16-frame snippet feature row per
-16 frames, and 1-3 non-overlapping action segments (5-60 % of the duration each) of one class.
+16 frames, and 1-3 non-overlapping action segments (5-60 % of the duration each; both ranges are
+arguments) of one class.
 Snippet features are Gaussian noise, plus inside the actions a shift along one fixed "action"
 direction and one along its class's own direction; a random gain and offset per video (so that a
 global threshold fails and local contrast works), a 3-snippet box blur (as 16-frame pooling) and a
@@ -86,16 +87,22 @@ def synth_activitynet(
     num_classes: int = 4,
     tscale: int = 100,
     feature_dim: int = 400,
+    segments: tuple[int, int] = (1, 3),
+    segment_length: tuple[float, float] = (0.05, 0.6),
     seed: int = 0,
 ) -> SynthActivityNet:
-    """Write ``num_videos`` synthetic videos of ``num_classes`` classes into ``out_dir``."""
+    """Write ``num_videos`` synthetic videos of ``num_classes`` classes into ``out_dir``, each with
+    ``segments`` (lowest, highest) action segments of ``segment_length`` (fractions of the video)."""
     _check(num_videos, num_classes, tscale, feature_dim)
+    if not (1 <= segments[0] <= segments[1] and 0 < segment_length[0] <= segment_length[1] < 1):
+        raise ValueError(f"segments {segments} must be 1 <= low <= high and segment_length {segment_length} "
+                         "fractions 0 < low <= high < 1")
     rng = np.random.default_rng(seed)
     classes = sorted(_class_names(num_classes))
     action, patterns = _directions(rng, num_classes, feature_dim)
     subsets = _subsets(rng, num_videos)
     ids = _ids(rng, num_videos)
-    videos = [_video(rng, vid, subset, action, patterns) for vid, subset in zip(ids, subsets)]
+    videos = [_video(rng, vid, subset, action, patterns, segments, segment_length) for vid, subset in zip(ids, subsets)]
     root = Path(out_dir)
     layout = SynthActivityNet(
         root=root, official_json=root / "activity_net.v1-3.min.json",
@@ -150,12 +157,13 @@ def _ids(rng: np.random.Generator, count: int) -> list[str]:
     return sorted(ids, key=lambda _: rng.random())
 
 
-def _video(rng: np.random.Generator, vid: str, subset: str, action: np.ndarray, patterns: np.ndarray) -> _Video:
+def _video(rng: np.random.Generator, vid: str, subset: str, action: np.ndarray, patterns: np.ndarray,
+           count: tuple[int, int], length: tuple[float, float]) -> _Video:
     fps = float(rng.choice([24.0, 25.0, 30.0]))
     duration = round(float(rng.uniform(30, 200)), 3)
     duration_frame = int(duration * fps) - int(rng.integers(0, 6))
+    segments = _segments(rng, duration, count, length)
     length = max(2, round(duration_frame / SNIPPET_FRAMES))
-    segments = _segments(rng, duration)
     label = int(rng.integers(len(patterns)))
     centres = (np.arange(length) + 0.5) * SNIPPET_FRAMES * duration / duration_frame
     inside = np.zeros(length, bool)
@@ -171,10 +179,12 @@ def _video(rng: np.random.Generator, vid: str, subset: str, action: np.ndarray, 
     return _Video(vid, subset, fps, duration, duration_frame, segments, label, snippets)
 
 
-def _segments(rng: np.random.Generator, duration: float) -> list[tuple[float, float]]:
-    """1-3 non-overlapping segments of 5-60 % of ``duration`` each, in order, in seconds."""
-    count = int(rng.integers(1, 4))
-    lengths = rng.uniform(0.05, 0.6, count)
+def _segments(rng: np.random.Generator, duration: float, count: tuple[int, int] = (1, 3),
+              length: tuple[float, float] = (0.05, 0.6)) -> list[tuple[float, float]]:
+    """``count`` (1-3 by default) non-overlapping segments of ``length`` (5-60 %) of ``duration``
+    each, in order, in seconds; shortened together when they would fill more than 85 %."""
+    count = int(rng.integers(count[0], count[1] + 1))
+    lengths = rng.uniform(length[0], length[1], count)
     lengths *= min(1.0, 0.85 / lengths.sum())
     gaps = rng.dirichlet(np.ones(count + 1)) * (1.0 - lengths.sum())
     segments, at = [], 0.0
