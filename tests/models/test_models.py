@@ -27,11 +27,13 @@ def tensors(*arrays):
 
 
 class Tiny(NamedTuple):
-    """Tiny ``create_model`` kwargs, a function giving ``forward``'s inputs, the first output's shape."""
+    """Tiny ``create_model`` kwargs, a function giving ``forward``'s inputs, the first output's shape;
+    ``more``: the inputs of further calls, for models whose parts are called separately (BSN)."""
 
     kwargs: dict
     inputs: Callable[[], tuple]
     out_shape: tuple
+    more: Callable[[], list] = lambda: []
 
 
 def yt8m_tiny_inputs():
@@ -66,6 +68,13 @@ TINY: dict[str, Tiny] = {
     "stnet": Tiny(dict(num_classes=5, depth=18, base_width=8, seg_num=3, seglen=2),
                   lambda: kinetics_frames(3, channels=6), (2, 5)),
     "non_local": Tiny(dict(num_classes=5, depth=18, base_width=8, arch="i3d"), lambda: kinetics_clip(4), (2, 5)),
+    "bmn": Tiny(dict(tscale=8, dscale=8, feat_dim=8, num_sample=4, num_sample_perbin=2, hidden_dim_1d=8,
+                     hidden_dim_2d=8, hidden_dim_3d=8), lambda: (paddle.randn([2, 8, 8]),), (2, 2, 8, 8)),
+    "bsn": Tiny(dict(tscale=10, feat_dim=8, tem_hidden_dim=8, pem_hidden_dim=8),
+                lambda: (paddle.randn([2, 8, 10]), "tem"), (2, 3, 10),
+                lambda: [(paddle.randn([6, 32]), "pem")]),
+    "ctcn": Tiny(dict(num_classes=4, concept_size=10, img_size=64, num_levels=5, base_width=8, fpn_dim=16, loc_dim=8,
+                      cls_dim=16), lambda: (paddle.randn([2, 1, 64, 10]),), (2, 217, 2)),
 }
 
 YT8M_MODELS = ["attention_cluster", "attention_lstm", "nextvlad"]
@@ -88,6 +97,8 @@ def test_tiny_forward_backward(name):
     model.train()
     outputs = float_outputs(model(*tiny.inputs()))
     assert tuple(outputs[0].shape) == tiny.out_shape
+    for inputs in tiny.more():
+        outputs += float_outputs(model(*inputs))
     for out in outputs:
         assert np.isfinite(out.numpy()).all()
     loss = sum((out * paddle.randn(out.shape, dtype=out.dtype)).sum() for out in outputs)
