@@ -169,12 +169,18 @@ def _interrupted_training(save_dir: str) -> str:
 
 
 def _curves(save_dir: str) -> str:
-    from ..trainers.logs import plot_run
+    """The curves of the run (of each stage's run, for a model trained in stages)."""
+    from ..trainers.logs import METRICS_FILE, plot_run
 
-    try:
-        return str(plot_run(save_dir))
-    except FileNotFoundError:
-        return "(none: no step was logged)"
+    runs = [Path(save_dir)] if (Path(save_dir) / METRICS_FILE).is_file() else \
+        sorted(p.parent for p in Path(save_dir).glob(f"*/{METRICS_FILE}"))
+    drawn = []
+    for run in runs:
+        try:
+            drawn.append(str(plot_run(run)))
+        except FileNotFoundError:
+            pass
+    return ", ".join(drawn) or "(none: no step was logged)"
 
 
 @click.command("eval")

@@ -18,6 +18,7 @@ The CLI turns them into a progress bar and log lines; ``SAVE_DIR/train.log`` and
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -132,24 +133,30 @@ def _train_stages(config: Config, task: Task, shards, valid_shards, save_dir: Pa
                   device: str, notify: Callback) -> dict:
     """Train a task of several stages (``task.stages``), each in ``save_dir/<stage>``: a training
     stage checkpoints like a one-stage run and starts from the weights the previous one ended
-    with; a derived stage writes a cache there. With ``resume="latest"`` finished stages are kept,
-    and the first unfinished one continues from its newest checkpoint."""
+    with; a derived stage writes a cache there (``derive`` says whether it had to write it anew).
+    With ``resume="latest"`` finished stages are kept and the first unfinished one continues from
+    its newest checkpoint; once a stage has trained or rewritten its cache, the stages after it
+    start over, since what they were trained on has changed."""
     if resume is not None and str(resume) != "latest":
         raise CheckpointError(f"--resume {resume}: {config.model.name} trains in stages ({', '.join(task.stages)}); "
                               "pass --resume latest to continue each where it stopped")
-    history, metrics, weights = [], {}, None
+    history, metrics, weights, changed = [], {}, None, False
     for name in task.stages:
         stage = task.stage(name)
         stage_dir = save_dir / name
         stage_config = config.for_stage(name)
+        notify({"event": "notice", "message": f"stage {name}: {stage.description}"})
         if stage.derived:
-            notify({"event": "notice", "message": f"stage {name}: {stage.description}"})
-            stage.derive(stage_config, weights, shards, valid_shards, stage_dir, overwrite=overwrite, device=device,
-                         notify=notify)
+            changed |= stage.derive(stage_config, weights, shards, valid_shards, stage_dir, overwrite=overwrite,
+                                    device=device, notify=notify)
             continue
         train_cache, valid_cache = stage.caches(shards, valid_shards, save_dir)
-        start = None
-        if resume is not None and latest_checkpoint(stage_dir) is not None:
+        start, restart = None, overwrite
+        if changed and latest_checkpoint(stage_dir) is not None:
+            notify({"event": "notice", "message": f"stage {name}: starting over in {stage_dir}, since an earlier "
+                    "stage changed"})
+            restart = True
+        elif resume is not None and latest_checkpoint(stage_dir) is not None:
             try:
                 start = _resume_point(stage_config, "latest", stage_dir)
             except NothingToDo:
@@ -157,18 +164,20 @@ def _train_stages(config: Config, task: Task, shards, valid_shards, save_dir: Pa
                 notify({"event": "notice", "message": f"stage {name}: all {stage_config.train.epochs} epochs "
                         f"are done in {stage_dir}"})
                 continue
-        notify({"event": "notice", "message": f"stage {name}: {stage.description}"})
         result = _train_one(stage_config, stage, train_cache, valid_cache, stage_dir, start=start,
-                            overwrite=overwrite, device=device, notify=notify, initial=weights)
+                            overwrite=restart, device=device, notify=notify, initial=weights)
         history += [{**h, "stage": name} for h in result["history"]]
         metrics.update({f"{name}/{epoch}": m for epoch, m in result["metrics"].items()})
-        weights = latest_checkpoint(stage_dir)
+        weights, changed = latest_checkpoint(stage_dir), True
     if valid_shards is not None and weights is not None:
         metrics["final"] = evaluate(config, valid_shards, weights, device=device)
-        RunLog(save_dir if runtime.is_main() else None).record("eval", stage="final", **metrics["final"])
+        notify({"event": "notice", "message": "the whole chain on --valid-shards: " + ", ".join(
+            f"{k} {v:.4f}" for k, v in metrics["final"].items() if isinstance(v, float))})
     if runtime.is_main():
         save_dir.mkdir(parents=True, exist_ok=True)
         dump(config, save_dir / CONFIG_FILE)
+        if "final" in metrics:
+            (save_dir / "metrics.json").write_text(json.dumps(metrics["final"], indent=2) + "\n")
     return {"history": history, "metrics": metrics}
 
 

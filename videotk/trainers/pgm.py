@@ -29,6 +29,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..formats import check_shards
 from ..formats.folder import build_manifest, commit_cache
 from ..formats.manifest import MANIFEST, SHARDS, read_manifest
 from ..formats.schema import Column, columns_to_json
@@ -117,7 +118,9 @@ def is_current(out: Path, expected: dict) -> bool:
         manifest = read_manifest(out)
     except Exception:  # noqa: BLE001  an unreadable manifest is rewritten
         return False
-    return all(manifest.get(k) == expected[k] for k in ("kind", "format", "columns", "options"))
+    if any(manifest.get(k) != expected[k] for k in ("kind", "format", "columns", "options")):
+        return False
+    return not check_shards(out)  # every shard present, of its size
 
 
 def weights_digest(path: str | os.PathLike) -> str:

@@ -161,26 +161,33 @@ class PGMStage(_Stage):
     description = "PGM: candidate proposals and BSP features of every video, with Dask"
 
     def derive(self, config, weights: Path | None, shards, valid_shards, out: Path, *, overwrite: bool, device: str,
-               notify) -> None:
+               notify) -> bool:
+        """Write PGM's caches of the training and evaluation videos into ``out/train`` and
+        ``out/valid``; True when any had to be written (not already there for these TEM weights)."""
         from ..checkpoint import weights_file
-        from ..pgm import PGMSettings, run_pgm, weights_digest
+        from ..pgm import PGMSettings, fingerprint, is_current, run_pgm, weights_digest
 
         chain = self.chain
         data = config.data
         settings = PGMSettings(threshold=data.pgm_threshold, top_k_train=data.proposals_train, top_k=data.proposals)
         model = chain.trained_model(weights, device)
         digest = weights_digest(weights_file(weights))
-        sources = [("train", shards, data.train_subsets)]
+        sources, changed = [("train", shards, data.train_subsets)], False
         if valid_shards is not None:
             sources.append(("valid", valid_shards, data.eval_subsets))
         for name, path, subsets in sources:
             cache = chain.open(path, labels=False)
-            videos = chain.tem_videos(model, cache, subsets)
             source = {"tem_weights": digest, "source": str(Path(path).resolve()),
                       "source_manifest": _manifest_digest(cache), "subsets": list(subsets)}
+            if is_current(out / name, fingerprint(settings, source, "parquet")):
+                notify({"event": "notice", "message": f"PGM: {out / name} is up to date"})
+                continue
+            videos = chain.tem_videos(model, cache, subsets)
             target = run_pgm(videos, out / name, settings=settings, source=source, workers=data.pgm_workers,
                              scheduler=data.pgm_scheduler, seed=config.train.seed)
+            changed = True
             notify({"event": "notice", "message": f"PGM: {len(videos)} videos of {path} into {target}"})
+        return changed
 
 
 def _manifest_digest(cache: Cache) -> str:
