@@ -41,15 +41,15 @@ def kinetics_cache(root: Path) -> Path:
 def activitynet_raw(root: Path):
     from videotk.pipelines.synth_activitynet import synth_activitynet
 
-    return synth_activitynet(root / "raw", num_videos=24, num_classes=4, tscale=32, feature_dim=64, seed=7)
+    return synth_activitynet(root / "raw", num_videos=24, num_classes=4, tscale=64, feature_dim=64, seed=7)
 
 
 def snippet_cache(root: Path) -> Path:
-    """ActivityNet snippet features at 32 points of 64 dimensions (BMN's and BSN's tiny configs)."""
+    """ActivityNet snippet features at 64 points of 64 dimensions (BMN's and BSN's tiny configs)."""
     from videotk.pipelines.activitynet import convert_activitynet
 
     raw = activitynet_raw(root)
-    convert_activitynet(raw.snippet_dir, raw.official_json, root / "cache", tscale=32, workers=1)
+    convert_activitynet(raw.snippet_dir, raw.official_json, root / "cache", tscale=64, workers=1)
     return root / "cache"
 
 
