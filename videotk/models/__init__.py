@@ -3,7 +3,9 @@
 Importing a family's module registers its models; every family is imported here.
 """
 
-from . import attention_cluster, attention_lstm, bmn, bsn, ctcn, ets, nextvlad, non_local, stnet, tall, tsm, tsn
+from . import (  # noqa: F401  each registers its models
+    attention_cluster, attention_lstm, bmn, bsn, ctcn, ets, nextvlad, non_local, stnet, tall, tsm, tsn,
+)
 from .pretrained import load_pretrained
 from .registry import create_model, list_models, model_class, model_info, register_model
 
