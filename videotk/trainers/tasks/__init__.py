@@ -5,7 +5,7 @@ task class is registered by :func:`~videotk.trainers.tasks.base.register_task`. 
 package imports every family.
 """
 
-from . import bsn, captioning, detection, kinetics, proposals, youtube8m  # noqa: F401  each registers its task
+from . import bsn, captioning, detection, grounding, kinetics, proposals, youtube8m  # noqa: F401  each registers its task
 from .base import TASKS, CacheKindError, Step, Task, register_task, task_class
 
 __all__ = ["TASKS", "CacheKindError", "Step", "Task", "make_task", "register_task", "task_class"]
