@@ -75,6 +75,11 @@ TINY: dict[str, Tiny] = {
                 lambda: [(paddle.randn([6, 32]), "pem")]),
     "ctcn": Tiny(dict(num_classes=4, concept_size=10, img_size=64, num_levels=5, base_width=8, fpn_dim=16, loc_dim=8,
                       cls_dim=16), lambda: (paddle.randn([2, 1, 64, 10]),), (2, 217, 2)),
+    "ets": Tiny(dict(vocab_size=7, feature_dim=6, fc_dim=8, encoder_size=6, decoder_size=8, word_emb_dim=5),
+                lambda: (paddle.randn([2, 5, 6]), paddle.to_tensor(np.array([[1] * 5, [1, 1, 1, 0, 0]], "float32")),
+                         paddle.to_tensor(np.array([[0, 3, 4], [0, 5, 6]]))), (2, 3, 7)),
+    "tall": Tiny(dict(visual_dim=12, sentence_dim=10, semantic_size=8, hidden_size=16),
+                 lambda: (paddle.randn([3, 12]), paddle.randn([3, 10])), (3, 3, 3)),
 }
 
 YT8M_MODELS = ["attention_cluster", "attention_lstm", "nextvlad"]
