@@ -84,6 +84,12 @@ def test_the_vocabulary_must_be_the_models(cache):
         train(load_config("ets", None, []), cache, save_dir=cache.parent / "seed_run")
 
 
+def test_subsets_without_events_are_refused_before_predicting(cache, trained, tmp_path):
+    with pytest.raises(CacheError, match=r"no video of the subsets test has an event of reference set 1; set -o "
+                                         r"data.eval_subsets"):
+        predict(config("data.eval_subsets=[test]"), cache, trained, tmp_path / "none.json")
+
+
 def test_a_cache_of_another_kind_names_the_command(tmp_path):
     from videotk.pipelines.synth_captions import synth_tacos
     from videotk.pipelines.tacos import convert_tacos

@@ -297,7 +297,7 @@ class ETSTask(Task):
         if width not in (None, self.feature_dim):
             raise CacheError(f"{cache.path}: features of dimension {width}, but model.feature_dim is "
                              f"{self.feature_dim}; set -o model.feature_dim={width}")
-        if labels and not any(len(self.eval_events(v, self.cache_fps(cache))) for v in cache_videos(cache)):
+        if not any(len(self.eval_events(v, self.cache_fps(cache))) for v in cache_videos(cache)):
             raise CacheError(f"{cache.path}: no video of the subsets {', '.join(self.data.eval_subsets)} has an event "
                              f"of reference set {self.config.eval.reference}; set -o data.eval_subsets=[...] or "
                              "-o eval.reference=N")
