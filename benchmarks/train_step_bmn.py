@@ -1,135 +1,90 @@
-"""One BMN training step (forward, loss, backward, Adam step) at the seed's input, side by side
-with the reference implementation when its checkout is given.
+"""One BMN training step at the seed's input beside the reference's (see ``train_step.py``), and
+the loader's throughput against what the model consumes.
 
-    python benchmarks/train_step_bmn.py [--reference PATH] [--batch 4] [--tscale 100] [--repeats 5]
-                                        [--threads 1]
+    python benchmarks/train_step_bmn.py [--reference PATH] [--batch 4] [--repeats 3] [--threads 1]
+                                        [--videos 128]
 
-The input is ``[batch, 400, tscale]`` float32 with targets made from two ground-truth segments per
-video; both models are built at the seed's settings (tscale = dscale, 32 samples per proposal, 3
-per bin). ``--reference`` is a PaddleVideo 2.x checkout (the folder holding ``paddlevideo/``):
-only its ``modeling/backbones/bmn.py``, ``modeling/losses/base.py`` and ``losses/bmn_loss.py`` are
-loaded, with a stand-in for its registry, so its other dependencies need not be installed. Steps
-of the two are interleaved, after one warm-up step each; the medians and their ratio are printed.
+The step: ``[batch, 400, 100]`` features with targets from two ground-truth segments per video,
+BMN at the seed's settings (tscale = dscale = 100, 32 samples per proposal, 3 per bin), forward,
+loss, backward and an Adam step, interleaved with PaddleVideo 2.x's BMN when ``--reference`` names
+its checkout. The loader: BMN's samples (features, IoU map, start and end targets) per second from
+a synthetic ActivityNet cache of ``--videos`` videos at 100 points, with 0 and 2 DataLoader
+workers, beside what the model consumes (batch / step time).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import shutil
 import statistics
 import sys
+import tempfile
 import time
-import types
 from pathlib import Path
 
-import numpy as np
 import paddle
 
-
-def targets(batch: int, tscale: int) -> list[paddle.Tensor]:
-    from videotk.trainers.targets import bmn_targets
-
-    maps = [bmn_targets(np.array([[0.1, 0.3], [0.5, 0.85]]), tscale, tscale) for _ in range(batch)]
-    return [paddle.to_tensor(np.stack([m[i] for m in maps]).astype(np.float32)) for i in range(3)]
+from train_step import reference_step, timer, videotk_step
 
 
-def reference_modules(root: Path):
-    """The reference's BMN class and BMNLoss, loaded from their files with a stand-in registry."""
-    registry = types.ModuleType("paddlevideo.modeling.registry")
+def loader_rates(batch: int, videos: int) -> dict[int, float]:
+    from videotk.pipelines.activitynet import convert_activitynet
+    from videotk.pipelines.synth_activitynet import synth_activitynet
+    from videotk.trainers.config import load_config
+    from videotk.trainers.tasks import make_task
 
-    class Registry:
-        def register(self, cls=None, **_):
-            return cls if cls is not None else (lambda c: c)
-
-    registry.BACKBONES = registry.LOSSES = Registry()
-    for name in ("paddlevideo", "paddlevideo.modeling", "paddlevideo.modeling.backbones",
-                 "paddlevideo.modeling.losses"):
-        package = types.ModuleType(name)
-        package.__path__ = [str(root / name.replace(".", "/"))]
-        sys.modules[name] = package
-    sys.modules["paddlevideo.modeling.registry"] = registry
-
-    def load(name: str, path: Path):
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        return module
-
-    modeling = root / "paddlevideo" / "modeling"
-    load("paddlevideo.modeling.losses.base", modeling / "losses" / "base.py")
-    backbone = load("paddlevideo.modeling.backbones.bmn", modeling / "backbones" / "bmn.py")
-    loss = load("paddlevideo.modeling.losses.bmn_loss", modeling / "losses" / "bmn_loss.py")
-    return backbone.BMN, loss.BMNLoss
-
-
-def ours(tscale: int):
-    from videotk.models.bmn import BMN, bmn_loss
-
-    model = BMN(tscale=tscale, dscale=tscale)
-    return model, lambda outputs, gt: bmn_loss(*outputs, *gt)[0]
-
-
-def reference(root: Path, tscale: int):
-    BMN, BMNLoss = reference_modules(root)
-    model = BMN(tscale=tscale, dscale=tscale, prop_boundary_ratio=0.5, num_sample=32, num_sample_perbin=3)
-    criterion = BMNLoss(dscale=tscale, tscale=tscale)
-    return model, lambda outputs, gt: criterion(*outputs, *gt)
-
-
-def stepper(model, loss_fn, x, gt):
-    optimizer = paddle.optimizer.Adam(learning_rate=1e-3, parameters=model.parameters(),
-                                      weight_decay=paddle.regularizer.L2Decay(1e-4))
-    model.train()
-
-    def step() -> float:
-        start = time.perf_counter()
-        loss = loss_fn(model(x), gt)
-        loss.backward()
-        optimizer.step()
-        optimizer.clear_grad()
-        float(loss)
-        return time.perf_counter() - start
-
-    return step
+    work = Path(tempfile.mkdtemp(prefix="vtk-bmn-"))
+    try:
+        raw = synth_activitynet(work / "raw", num_videos=videos, tscale=100, feature_dim=400)
+        convert_activitynet(raw.snippet_dir, raw.official_json, work / "cache", tscale=100, workers=1)
+        config = load_config("bmn", None, [f"train.batch_size={batch}"])
+        task = make_task(config)
+        cache = task.open(work / "cache")
+        rates = {}
+        for workers in (0, 2):
+            start, samples = time.perf_counter(), 0
+            for _ in range(2):
+                for item in task.loader(cache, batch_size=batch, num_workers=workers, train=True):
+                    samples += int(item["features"].shape[0])
+            rates[workers] = samples / (time.perf_counter() - start)
+        return rates
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reference", type=Path, default=None, help="a PaddleVideo 2.x checkout")
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--tscale", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--videos", type=int, default=128, help="synthetic videos for the loader's part")
     args = parser.parse_args()
-
-    from videotk.models import count_parameters
+    if args.reference is not None and not (args.reference / "paddlevideo" / "modeling" / "backbones" / "bmn.py").is_file():
+        sys.exit(f"--reference {args.reference}: no paddlevideo/modeling/backbones/bmn.py there")
 
     paddle.set_device("cpu")
     paddle.base.core.set_num_threads(args.threads)
     paddle.seed(0)
-    x = paddle.to_tensor(np.random.default_rng(0).standard_normal((args.batch, 400, args.tscale)).astype(np.float32))
-    gt = targets(args.batch, args.tscale)
-    runs = {"videotk": ours(args.tscale)}
+    sides = {"videotk": videotk_step("bmn", args.batch)}
     if args.reference is not None:
-        if not (args.reference / "paddlevideo" / "modeling" / "backbones" / "bmn.py").is_file():
-            sys.exit(f"--reference {args.reference}: no paddlevideo/modeling/backbones/bmn.py there")
-        runs["reference"] = reference(args.reference, args.tscale)
-    steps = {name: stepper(model, loss_fn, x, gt) for name, (model, loss_fn) in runs.items()}
+        sides["reference"] = reference_step(args.reference, "bmn", args.batch)
+    steps = {name: timer("bmn", layer, loss) for name, (layer, loss) in sides.items()}
     times: dict[str, list[float]] = {name: [] for name in steps}
-    for name, step in steps.items():
-        step()  # warm-up
+    for step in steps.values():
+        step()
     for _ in range(args.repeats):
         for name, step in steps.items():
             times[name].append(step())
-    print(f"BMN training step, input [{args.batch}, 400, {args.tscale}], {args.threads} thread(s), "
-          f"median of {args.repeats}")
-    for name, (model, _) in runs.items():
-        print(f"{name:<10} {count_parameters(model):>10,} parameters  {statistics.median(times[name]):7.2f} s/step "
-              f"(min {min(times[name]):.2f}, max {max(times[name]):.2f})")
+    print(f"BMN training step, input [{args.batch}, 400, 100], {args.threads} thread(s), median of {args.repeats}")
+    for name, values in times.items():
+        print(f"{name:<10} {statistics.median(values):7.2f} s/step (min {min(values):.2f}, max {max(values):.2f})")
     if "reference" in times:
-        ratio = statistics.median(times["reference"]) / statistics.median(times["videotk"])
-        print(f"speed ratio videotk / reference: {ratio:.2f}x")
+        print(f"speed ratio reference / videotk: {statistics.median(times['reference']) / statistics.median(times['videotk']):.2f}x")
+    consumed = args.batch / statistics.median(times["videotk"])
+    for workers, rate in loader_rates(args.batch, args.videos).items():
+        print(f"loader, {workers} workers: {rate:8.1f} samples/s = {rate / consumed:6.1f}x what the model "
+              f"consumes ({consumed:.2f} samples/s)")
 
 
 if __name__ == "__main__":
