@@ -14,7 +14,8 @@ momentum); TSM 8 segments of 3 x 224 x 224 (ResNet-50 with the temporal shift); 
 frames of 1024-d rgb and 128-d audio, 3862 classes (RMSProp); BMN ``[400, 100]`` (Adam). Both
 sides get the same batch; steps are interleaved after one warm-up each; the medians and their
 ratio (reference time / videotk time: above 1 means videotk is faster) are printed. Without
-``--reference`` only videotk is timed.
+``--reference`` only videotk is timed. ``--static`` also times videotk's models with their forward
+converted by ``paddle.jit.to_static`` (the loss and the optimizer stay eager).
 """
 
 from __future__ import annotations
@@ -131,28 +132,33 @@ def reference_step(root: Path, model: str, batch: int):
 
 # -- videotk ---------------------------------------------------------------------------------------
 
-def videotk_step(model: str, batch: int):
+def videotk_step(model: str, batch: int, *, static: bool = False):
+    """``(layer, loss() -> tensor)`` of videotk's ``model``; with ``static``, the layer's forward
+    runs as a ``paddle.jit.to_static`` program."""
     from videotk.models import create_model
 
     if model in ("tsn", "tsm"):
         segments = 3 if model == "tsn" else 8
         layer = create_model(model, num_classes=400, seg_num=segments)
+        forward = paddle.jit.to_static(layer) if static else layer
         frames, labels = _frames(batch, segments)
-        return layer, lambda: F.cross_entropy(layer(frames), labels)
+        return layer, lambda: F.cross_entropy(forward(frames), labels)
     if model == "attention_lstm":
         layer = create_model("attention_lstm")
+        forward = paddle.jit.to_static(layer) if static else layer
         rgb, audio, mask, labels = _features(batch)
 
         def loss():
-            logits = layer(rgb, audio, mask)
+            logits = forward(rgb, audio, mask)
             return F.binary_cross_entropy_with_logits(logits, labels, reduction="sum") / batch
         return layer, loss
     if model == "bmn":
         from videotk.models.bmn import bmn_loss
 
         layer = create_model("bmn")
+        forward = paddle.jit.to_static(layer) if static else layer
         x, targets = _bmn_batch(batch)
-        return layer, lambda: bmn_loss(*layer(x), *targets)[0]
+        return layer, lambda: bmn_loss(*forward(x), *targets)[0]
     raise ValueError(model)
 
 
@@ -216,6 +222,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(BATCH), choices=list(BATCH))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--static", action="store_true",
+                        help="also time videotk's models with their forward under paddle.jit.to_static")
     parser.add_argument("--batch", type=int, default=None, help="samples per step for every model "
                         f"[default: {', '.join(f'{m} {b}' for m, b in BATCH.items())}]")
     args = parser.parse_args()
@@ -232,6 +240,8 @@ def main() -> None:
         batch = args.batch or BATCH[model]
         paddle.seed(0)
         sides = {"videotk": videotk_step(model, batch)}
+        if args.static:
+            sides["static"] = videotk_step(model, batch, static=True)
         if args.reference is not None:
             sides["reference"] = reference_step(args.reference, model, batch)
         steps = {name: timer(model, layer, loss) for name, (layer, loss) in sides.items()}
@@ -244,8 +254,9 @@ def main() -> None:
         ours = statistics.median(times["videotk"])
         theirs = statistics.median(times["reference"]) if "reference" in times else None
         counts = {count_parameters(layer) for layer, _ in sides.values()}
+        static = f"  to_static {statistics.median(times['static']):.2f} s" if "static" in times else ""
         print(f"{model:<15} {batch:>5} {'/'.join(f'{c:,}' for c in sorted(counts)):>12} {ours:>10.2f} "
-              + (f"{theirs:>12.2f} {theirs / ours:>5.2f}x" if theirs else f"{'-':>12} {'-':>6}"), flush=True)
+              + (f"{theirs:>12.2f} {theirs / ours:>5.2f}x" if theirs else f"{'-':>12} {'-':>6}") + static, flush=True)
         del sides, steps
 
 
