@@ -117,15 +117,21 @@ class TrainProgress:
               help="Local ImageNet ResNet weights (.pdparams, paddle.vision layout) for the backbone.")
 @click.option("--print-config", is_flag=True, help="Print the resolved config as YAML and exit.")
 @DEVICE
+@click.option("--gpus", metavar="IDS", default=None,
+              help="Data-parallel training on these GPUs of this machine, one rank each (e.g. 0,1,2,3): runs "
+                   "`python -m paddle.distributed.launch --gpus IDS --log_dir SAVE_DIR/launch vtk train ...` "
+                   "with the other options as given and --device gpu. For several machines, start the launcher "
+                   "on each yourself (see the README).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train(model, shards, valid_shards, config_file, overrides, epochs, batch_size, lr, seed, save_dir, resume,
-          overwrite, pretrained, print_config, device, quiet):
+          overwrite, pretrained, print_config, device, gpus, quiet):
     """Train MODEL (see `vtk models`) on a cache.
 
     The config is the model's seed config, or --config NAME|FILE, then -o overrides and the
     shortcuts. A checkpoint is written after every epoch; --resume continues a run so that its
     losses equal those of an uninterrupted run with the same seed. Ctrl-C stops the run, keeping
-    every finished epoch.
+    every finished epoch. Under paddle.distributed.launch (or --gpus), every rank trains on its
+    share of the data and rank 0 alone writes the checkpoints, logs and curves.
     """
     shortcuts = [f"{key}={value}" for key, value in (("train.epochs", epochs), ("train.batch_size", batch_size),
                                                       ("optimizer.learning_rate", lr), ("train.seed", seed))
@@ -138,6 +144,10 @@ def train(model, shards, valid_shards, config_file, overrides, epochs, batch_siz
         return
     if not shards:
         raise click.UsageError("Missing option '--shards'.")
+    if gpus is not None:
+        _launch_on_gpus(gpus, save_dir, device_given=click.get_current_context().get_parameter_source("device")
+                        == click.core.ParameterSource.COMMANDLINE and device == "cpu")
+    from ..trainers import runtime
     from ..trainers.loop import train as run
 
     progress = TrainProgress(quiet)
@@ -147,7 +157,60 @@ def train(model, shards, valid_shards, config_file, overrides, epochs, batch_siz
                          overwrite=overwrite, pretrained=pretrained, device=device, callback=progress)
     finally:
         progress.close()
+    if not runtime.is_main():
+        click.echo(f"rank {runtime.rank()}: trained {len(result['history'])} steps; rank 0 wrote the checkpoints")
+        return
     click.echo(f"trained {len(result['history'])} steps; checkpoints in {save_dir}; curves in {_curves(save_dir)}")
+
+
+def _launch_on_gpus(gpus: str, save_dir: str, *, device_given: bool) -> None:
+    """Replace this process by ``paddle.distributed.launch`` running this same command on ``gpus``;
+    a Paddle without GPUs, an id it has not, or ``--device cpu`` is a usage error (exit 2)."""
+    import os
+
+    if device_given:
+        raise Problem(f"--gpus {gpus} trains on GPUs: leave out --device cpu")
+    ids = _gpu_ids(gpus)
+    import paddle
+
+    if not paddle.device.is_compiled_with_cuda():
+        raise Problem(f"--gpus {gpus}: this Paddle is the CPU build and has no GPU support; install "
+                      "paddlepaddle-gpu (pip install -e '.[gpu]'), or leave out --gpus to train on the CPU")
+    count = paddle.device.cuda.device_count()
+    if max(ids) >= count:
+        raise Problem(f"--gpus {gpus}: Paddle sees {count} GPU{'s' if count != 1 else ''} here (ids 0..{count - 1})")
+    command = launcher_command(sys.argv[1:], gpus, save_dir)
+    os.execv(command[0], command)
+
+
+def _gpu_ids(gpus: str) -> list[int]:
+    """The GPU ids of ``--gpus 0,1,3``; a usage error for anything else."""
+    try:
+        ids = [int(part) for part in gpus.split(",")]
+    except ValueError:
+        ids = []
+    if not ids or min(ids) < 0 or len(set(ids)) != len(ids):
+        raise Problem(f"--gpus {gpus}: expected distinct GPU ids separated by commas, e.g. --gpus 0,1,2,3")
+    return ids
+
+
+def launcher_command(argv: list[str], gpus: str, save_dir: str) -> list[str]:
+    """The command that runs ``vtk`` with ``argv`` (this process's arguments) on ``gpus`` under
+    ``paddle.distributed.launch``: ``--gpus`` taken out, ``--device gpu`` added, the launcher's
+    per-rank logs in ``SAVE_DIR/launch``."""
+    import shutil
+
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--gpus":
+            skip = True
+        elif not arg.startswith("--gpus="):
+            kept.append(arg)
+    vtk = shutil.which("vtk") or str(Path(sys.executable).with_name("vtk"))
+    return [sys.executable, "-m", "paddle.distributed.launch", "--gpus", gpus, "--log_dir",
+            str(Path(save_dir) / "launch"), vtk, *kept, "--device", "gpu"]
 
 
 def _interrupted_training(save_dir: str) -> str:

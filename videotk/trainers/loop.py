@@ -117,12 +117,13 @@ def _train_one(config: Config, task: Task, train_cache: Cache, valid_cache: Cach
         notify({"event": "pretrained", "path": str(pretrained), **load_pretrained(model, pretrained)})
     if initial is not None and start is None:
         load_weights(model, initial)
-    run = _Run(config, task, runtime.data_parallel(model), save_dir, notify)
+    run = _Run(config, task, model, save_dir, notify, device=device)
     if start is not None:
         run.restore(start)
     for epoch in range(run.epoch, config.train.epochs):
         run.train_epoch(epoch, train_cache)
-        metrics = evaluate_model(run.model, task, valid_cache, config) if valid_cache is not None else None
+        with run.precision.autocast():
+            metrics = evaluate_model(run.model, task, valid_cache, config) if valid_cache is not None else None
         run.end_epoch(epoch, metrics, train_cache.classes)
     if runtime.is_main():
         dump(config, Path(save_dir) / CONFIG_FILE)
@@ -182,15 +183,28 @@ def _train_stages(config: Config, task: Task, shards, valid_shards, save_dir: Pa
 
 
 class _Run:
-    """The state of one training run: model, optimizer, schedule, step count, history and logs."""
+    """The state of one training run: model, optimizer, schedule, precision, step count, history and logs.
 
-    def __init__(self, config: Config, task: Task, model: paddle.nn.Layer, save_dir: str | Path, notify: Callback):
-        self.config, self.task, self.model, self.save_dir, self.notify = config, task, model, Path(save_dir), notify
-        global_batch = config.train.batch_size * runtime.world_size()
-        self.scheduler = config.lr_scheduler.build(config.optimizer.learning_rate, global_batch)
-        self.optimizer = config.optimizer.build(task.trained_layer(runtime.unwrapped(model)), self.scheduler)
-        self.epoch, self.step, self.history, self.metrics = 0, 0, [], {}
+    The model is prepared in this order: batch-norm layers synchronised (``train.sync_bn``), the
+    optimizer built over its parameters, both decorated for mixed precision (``train.amp``), then
+    wrapped for data parallelism, so that the all-reduce sees the parameters the optimizer updates.
+    """
+
+    def __init__(self, config: Config, task: Task, model: paddle.nn.Layer, save_dir: str | Path, notify: Callback, *,
+                 device: str = "cpu"):
+        self.config, self.task, self.save_dir, self.notify = config, task, Path(save_dir), notify
         self.log = RunLog(save_dir if runtime.is_main() else None)
+        train = config.train
+        model, notice = runtime.sync_batch_norm(model, enabled=train.sync_bn, device=device)
+        self._notice(notice)
+        global_batch = train.batch_size * runtime.world_size()
+        self.scheduler = config.lr_scheduler.build(config.optimizer.learning_rate, global_batch)
+        optimizer = config.optimizer.build(task.trained_layer(model), self.scheduler)
+        model, self.optimizer, self.precision, notice = runtime.mixed_precision(
+            model, optimizer, level=train.amp, dtype=train.amp_dtype, device=device)
+        self._notice(notice)
+        self.model = runtime.data_parallel(model)
+        self.epoch, self.step, self.history, self.metrics = 0, 0, [], {}
         self.writer = _scalar_writer(save_dir, notify) if runtime.is_main() else None
         self.losses: list[float] = []
 
@@ -213,10 +227,9 @@ class _Run:
         fetched = time.perf_counter()
         for batch in loader:
             wait += time.perf_counter() - fetched
-            step = self.task.step(self.model, batch)
-            step.loss.backward()
-            self.optimizer.step()
-            self.optimizer.clear_grad()
+            with self.precision.autocast():
+                step = self.task.step(self.model, batch)
+            self.precision.step(step.loss, self.optimizer)
             lr = self.optimizer.get_lr()
             if self.config.lr_scheduler.per_batch:
                 self.scheduler.step()
@@ -264,7 +277,9 @@ class _Run:
                                      "train/data_wait_s": event["data_wait_s"]}, event["step"])
         self.notify(event)
 
-    def _notice(self, message: str) -> None:
+    def _notice(self, message: str | None) -> None:
+        if message is None:
+            return
         self.log.line(message)
         self.notify({"event": "notice", "message": message})
 
