@@ -153,11 +153,12 @@ def run_task(work: WorkFn, task: Task, spec: JobSpec, cache_dir: str) -> dict:
         errors = work(task.payload, writer)
         info = asdict(writer.finish()) if writer.rows else None
         outcome = {"key": task.key, "index": task.index, "sources": list(task.sources), "shard": info, "errors": errors}
-        write_atomic(_entry_path(Path(cache_dir), name), json.dumps(outcome))
-        if info:
-            writer.commit()
-        else:
-            writer.abort()
+        with _deferred_stop():
+            write_atomic(_entry_path(Path(cache_dir), name), json.dumps(outcome))
+            if info:
+                writer.commit()
+            else:
+                writer.abort()
     return outcome
 
 
@@ -293,22 +294,112 @@ def _commit(root: Path, spec: JobSpec, tasks: list[Task], outcomes: dict[str, di
 
 Execute = Callable[[WorkFn, list[Task], JobSpec, str], Iterator[dict]]
 
+#: seconds a local worker is given to stop (its task aborted, its ffmpeg killed) before it is killed
+STOP_TIMEOUT_S = 5.0
+
 
 @contextlib.contextmanager
 def _executor(workers: int | None, scheduler: str | None, count: int) -> Iterator[Execute]:
-    """What runs ``count`` tasks: this process for one local worker, else a Dask client (of a
-    local cluster it starts and stops, or of ``scheduler``)."""
+    """What runs ``count`` tasks: this process for one local worker, a pool of forked local
+    processes for more, or the Dask cluster at ``scheduler``."""
     workers = workers or os.cpu_count() or 1
-    if count == 0 or (scheduler is None and workers == 1):
+    if scheduler is not None:
+        with _dask_client(scheduler) as client:
+            yield lambda work, tasks, spec, cache_dir: _on_dask(client, work, tasks, spec, cache_dir)
+        return
+    if count == 0 or workers == 1:
         yield _in_process
         return
-    with _dask_client(scheduler, min(workers, count)) as client:
-        yield lambda work, tasks, spec, cache_dir: _on_dask(client, work, tasks, spec, cache_dir)
+    with _local_pool(min(workers, count)) as pool:
+        yield lambda work, tasks, spec, cache_dir: _on_pool(pool, work, tasks, spec, cache_dir)
 
 
 def _in_process(work: WorkFn, tasks: list[Task], spec: JobSpec, cache_dir: str) -> Iterator[dict]:
     for task in tasks:
         yield _guarded(lambda: run_task(work, task, spec, cache_dir), task)
+
+
+@contextlib.contextmanager
+def _local_pool(workers: int):
+    """A pool of ``workers`` local processes, stopped on the way out (also on Ctrl-C or an error).
+
+    A local run needs no cluster: the processes are forked from this one, so they start in
+    milliseconds with every module already imported (a dask.distributed LocalCluster spawns a
+    scheduler, nannies and workers that import the whole stack again: about a second of a short
+    job). Where fork is not available they are started by a fork server. Workers ignore SIGINT
+    (Ctrl-C reaches the whole process group; this process stops them) and turn SIGTERM into an
+    exception, so a task that is stopped removes its temporary shard and kills its ffmpeg.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "forkserver"
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method), initializer=_worker_signals)
+    try:
+        yield pool
+    except BaseException:
+        _stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+class _Stop:
+    """A local worker's SIGTERM: it ends the task at once, except between a task's journal entry
+    and the naming of its shard, where it waits for the end of that step (the task is finished)."""
+
+    deferring = False
+    pending: int | None = None
+
+
+def _worker_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stopped)
+
+
+def _stopped(signum, frame) -> None:
+    if _Stop.deferring:
+        _Stop.pending = signum
+        return
+    raise SystemExit(f"stopped by signal {signum}")
+
+
+@contextlib.contextmanager
+def _deferred_stop():
+    """The block runs whole even if a local worker is told to stop meanwhile (see :class:`_Stop`)."""
+    _Stop.deferring = True
+    try:
+        yield
+    finally:
+        _Stop.deferring = False
+    if _Stop.pending is not None:
+        _stopped(_Stop.pending, None)
+
+
+def _stop_pool(pool) -> None:
+    """Cancel the tasks that have not started and stop the processes (SIGTERM, then SIGKILL after
+    ``STOP_TIMEOUT_S``). ``_processes`` is the executor's own table of its worker processes."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()
+    pool.shutdown(wait=True)
+
+
+def _on_pool(pool, work: WorkFn, tasks: list[Task], spec: JobSpec, cache_dir: str) -> Iterator[dict]:
+    from concurrent.futures import as_completed
+
+    # the processes start as tasks are submitted: with SIGINT ignored, which they inherit
+    with _sigint_ignored():
+        futures = {pool.submit(run_task, work, t, spec, cache_dir): t for t in tasks}
+    for future in as_completed(futures):
+        yield _guarded(future.result, futures[future])
 
 
 def _on_dask(client, work: WorkFn, tasks: list[Task], spec: JobSpec, cache_dir: str) -> Iterator[dict]:
@@ -321,16 +412,10 @@ def _on_dask(client, work: WorkFn, tasks: list[Task], spec: JobSpec, cache_dir: 
 
 
 @contextlib.contextmanager
-def _dask_client(scheduler: str | None, workers: int):
-    from dask.distributed import Client
-
+def _dask_client(scheduler: str):
     # distributed logs every worker start and stop at INFO; show them only when asked for debug output
     logging.getLogger("distributed").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
-    if scheduler is not None:
-        with _connect(scheduler) as client:
-            yield client
-        return
-    with local_cluster(workers) as cluster, Client(cluster) as client:
+    with _connect(scheduler) as client:
         yield client
 
 
@@ -346,7 +431,8 @@ def _connect(address: str):
 
 
 def local_cluster(workers: int):
-    """A local Dask cluster of ``workers`` processes of one thread each.
+    """A local Dask cluster of ``workers`` processes of one thread each, for ``--scheduler``
+    (``cluster.scheduler_address``): local runs without it use :func:`_local_pool`.
 
     The worker processes ignore SIGINT: Ctrl-C goes to the terminal's whole process group, and a
     worker must not die in the middle of a task; the calling process handles it and stops them.
