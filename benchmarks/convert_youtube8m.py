@@ -1,19 +1,27 @@
-"""YouTube-8M frame-level conversion: videotk against the legacy tfrecord -> pickle conversion.
+"""YouTube-8M frame-level conversion: 1 and 2 local workers, copying the files, the legacy method.
 
-The legacy method (the 2019 toolkit's tf2pkl) parses each record with TensorFlow's
-``parse_single_sequence_example``, decodes the features to uint8 arrays through float32, and pickles
-one list of dicts per tfrecord. Both run on the same files, one after the other, page cache warm; the legacy one in a process of its own (its time includes
-importing TensorFlow, about 2 s here, as a run of the legacy script does).
+Methods, each run once per round, rounds interleaved so that every method meets the same load:
 
-    python benchmarks/convert_youtube8m.py [--files 32] [--videos-per-file 200] [--repeat 3] [--workdir DIR]
+- ``cp``: ``cp -r`` of the tfrecords to the same disk, the floor of any converter; and the same copy
+  with every file fsynced, as the converter syncs every shard before naming it.
+- videotk with 1 worker (this process) and with 2 workers (a local pool of 2 forked processes),
+  end to end: listing, conversion, journal, checksums, manifest.
+- videotk on 2 workers of a dask.distributed cluster that is already running (``--scheduler``),
+  started once before the rounds (``--no-dask`` leaves it out).
+- legacy (``--legacy``): the 2019 toolkit's tf2pkl method: TensorFlow's
+  ``parse_single_sequence_example``, features decoded to uint8 through float32, one pickle of a
+  list of dicts per tfrecord, in a process of its own (its time includes importing TensorFlow,
+  about 2 s here, as a run of the legacy script does).
+
+Each round also measures what the machine gives two busy processes at that moment
+(:func:`two_processes.two_process_gain`, 2.0 on two idle cores): the 2-worker / 1-worker ratio is
+printed beside it.
+
+    python benchmarks/convert_youtube8m.py [--files 16] [--videos-per-file 200] [--rounds 3] [--workdir DIR]
 
 The synthetic files are written once (2 distinct files, copied to --files); --workdir on a RAM
-disk (/dev/shm) takes the disk out of the measurement.
-
-Prints seconds and MB/s for each method and the ratios the project tracks:
-videotk (1 worker) / legacy, and videotk (2 workers) / videotk (1 worker). Two workers are timed
-twice: end to end (starting a local Dask cluster of 2 processes, about 0.7 s here) and on a cluster
-that is already running and has converted once (``--scheduler``): the steady-state throughput.
+disk (/dev/shm) takes the disk out of the measurement. Prints each method's best time and MB/s,
+then per round the ratios and the two-process gain, and their medians.
 """
 
 from __future__ import annotations
@@ -29,7 +37,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from two_processes import load, median, two_process_gain
 
 
 def legacy_convert(files: list[Path], out: Path) -> None:
@@ -71,33 +82,43 @@ def legacy_in_subprocess(files: list[Path], out: Path) -> None:
     subprocess.run([sys.executable, "-c", code], check=True, stderr=subprocess.DEVNULL)
 
 
-def timed(label: str, call, size: int, output: Path, repeat: int) -> float:
-    """Best of ``repeat`` runs of ``call``, in seconds; ``output`` is removed after each run
-    (untimed), so that no run pays for the page cache or RAM disk the previous one filled."""
-    runs = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        call()
-        runs.append(time.perf_counter() - start)
-        shutil.rmtree(output, ignore_errors=True)
-    seconds = min(runs)
-    print(f"{label:<28} {seconds:7.2f} s  {size / seconds / 1e6:8.1f} MB/s")
+def copy_files(src: Path, out: Path) -> None:
+    subprocess.run(["cp", "-r", str(src), str(out)], check=True)
+
+
+def copy_synced(src: Path, out: Path) -> None:
+    """``cp`` and an fsync of every file copied."""
+    copy_files(src, out)
+    for path in out.iterdir():
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+
+
+def timed(call, output: Path) -> float:
+    """Seconds of one run of ``call``; ``output`` is removed afterwards (untimed)."""
+    start = time.perf_counter()
+    call()
+    seconds = time.perf_counter() - start
+    shutil.rmtree(output, ignore_errors=True)
     return seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--files", type=int, default=32)
+    parser.add_argument("--files", type=int, default=16)
     parser.add_argument("--videos-per-file", type=int, default=200)
     parser.add_argument("--workdir", type=Path, default=None)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per method; the best is reported")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every method; the best time is reported")
+    parser.add_argument("--legacy", action="store_true", help="also time the legacy TensorFlow + pickle method")
+    parser.add_argument("--no-dask", action="store_true", help="leave out the running dask.distributed cluster")
     args = parser.parse_args()
 
-    from videotk.pipelines.synth_youtube8m import synth_youtube8m
     from videotk.pipelines.runner import local_cluster
+    from videotk.pipelines.synth_youtube8m import synth_youtube8m
     from videotk.pipelines.youtube8m import convert_youtube8m
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="vtk-bench-"))
+    cluster = None
     try:
         made = synth_youtube8m(work / "src", num_files=2, videos_per_file=args.videos_per_file,
                                min_frames=120, max_frames=300, seed=0)
@@ -107,23 +128,52 @@ def main() -> None:
         for path in files:
             path.read_bytes()
         print(f"{len(files)} frame-level tfrecords, {args.files * args.videos_per_file} videos, {size / 1e6:.0f} MB "
-              f"in {work}; {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}")
+              f"in {work}; {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
+              f"load {load()}")
         src, out = work / "src", work / "out"
-        legacy = timed("legacy tf parse + pickle", lambda: legacy_in_subprocess(files, work / "legacy"), size,
-                       work / "legacy", args.repeat)
-        one = timed("videotk, 1 worker", lambda: convert_youtube8m(src, out, workers=1), size, out, args.repeat)
-        two = timed("videotk, 2 workers (Dask)", lambda: convert_youtube8m(src, out, workers=2), size, out, args.repeat)
-        cluster = local_cluster(2)
-        convert_youtube8m(files[0], work / "warm", scheduler=cluster.scheduler_address)  # workers import videotk
-        steady = timed("videotk, 2 running workers",
-                       lambda: convert_youtube8m(src, out, scheduler=cluster.scheduler_address), size, out, args.repeat)
-        cluster.close()
-        hdf5 = timed("videotk, 1 worker, HDF5", lambda: convert_youtube8m(src, out, workers=1, fmt="hdf5"), size, out, args.repeat)
-        print(f"ratio videotk 1 worker / legacy:      {legacy / one:5.2f}x  (target >= 2)")
-        print(f"ratio videotk 2 workers / 1 worker:   {one / two:5.2f}x  end to end (target >= 1.7)")
-        print(f"ratio videotk 2 running workers / 1:  {one / steady:5.2f}x  steady state")
-        print(f"ratio videotk HDF5 / legacy:          {legacy / hdf5:5.2f}x")
+        methods = {
+            "cp": lambda: copy_files(src, out),
+            "cp + fsync": lambda: copy_synced(src, out),
+            "videotk, 1 worker": lambda: convert_youtube8m(src, out, workers=1),
+            "videotk, 2 workers": lambda: convert_youtube8m(src, out, workers=2),
+        }
+        if not args.no_dask:
+            cluster = local_cluster(2)
+            convert_youtube8m(files[0], work / "warm", scheduler=cluster.scheduler_address)  # workers import videotk
+            methods["videotk, 2 running Dask workers"] = lambda: convert_youtube8m(
+                src, out, scheduler=cluster.scheduler_address)
+        if args.legacy:
+            methods["legacy tf parse + pickle"] = lambda: legacy_in_subprocess(files, out)
+        times: dict[str, list[float]] = {label: [] for label in methods}
+        gains = []
+        for round_ in range(args.rounds):
+            gains.append(two_process_gain())
+            for label, call in methods.items():
+                times[label].append(timed(call, out))
+            one, two = times["videotk, 1 worker"][-1], times["videotk, 2 workers"][-1]
+            print(f"round {round_ + 1}: load {load()}, two busy processes {gains[-1]:.2f}x; "
+                  f"1 worker {one:.2f} s, 2 workers {two:.2f} s ({one / two:.2f}x), cp {times['cp'][-1]:.2f} s "
+                  f"({one / times['cp'][-1]:.2f}x), cp + fsync {times['cp + fsync'][-1]:.2f} s", flush=True)
+        for label, runs in times.items():
+            print(f"{label:<32} {min(runs):7.2f} s  {size / min(runs) / 1e6:8.1f} MB/s  (best of {len(runs)})")
+        one, two = times["videotk, 1 worker"], times["videotk, 2 workers"]
+        scaling = [a / b for a, b in zip(one, two)]
+        print(f"2 workers / 1 worker, end to end: {median(scaling):5.2f}x median of rounds "
+              f"({' '.join(f'{r:.2f}' for r in scaling)}); two busy processes: {median(gains):.2f}x "
+              f"({' '.join(f'{g:.2f}' for g in gains)}); target >= 1.7x on a machine that gives 1.8x")
+        for floor in ("cp", "cp + fsync"):
+            ratios = [a / b for a, b in zip(one, times[floor])]
+            print(f"1 worker / {floor}: {median(ratios):5.2f}x median of rounds ({' '.join(f'{r:.2f}' for r in ratios)}); "
+                  "target <= 2.5x")
+        if not args.no_dask:
+            steady = [a / b for a, b in zip(one, times["videotk, 2 running Dask workers"])]
+            print(f"2 running Dask workers / 1 worker: {median(steady):5.2f}x median of rounds")
+        if args.legacy:
+            legacy = [a / b for a, b in zip(times["legacy tf parse + pickle"], one)]
+            print(f"1 worker / legacy throughput: {median(legacy):5.2f}x median of rounds (target >= 2)")
     finally:
+        if cluster is not None:
+            cluster.close()
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
 
