@@ -213,3 +213,33 @@ def test_two_cpu_ranks_train_one_model_read_each_record_once_and_resume(tmp_path
     assert max_difference(resumed[0]["weights"], first["weights"]) < 1e-6
     assert resumed[1]["writes"] == []
     assert (resumed_dir / "epoch_001" / "model.pdparams").is_file()
+
+
+def test_gpus_on_the_cpu_build_ends_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from videotk.cli.main import cli
+
+    base = ["train", "attention_lstm", "--config", "attention_lstm_tiny", "--shards", str(tmp_path)]
+    for extra, line in [
+        (["--gpus", "0,1"], ("Error: --gpus 0,1: this Paddle is the CPU build and has no GPU support; install "
+                             "paddlepaddle-gpu (pip install -e '.[gpu]'), or leave out --gpus to train on the CPU")),
+        (["--gpus", "0,0"], "Error: --gpus 0,0: expected distinct GPU ids separated by commas, e.g. --gpus 0,1,2,3"),
+        (["--gpus", "0,1", "--device", "cpu"], "Error: --gpus 0,1 trains on GPUs: leave out --device cpu"),
+    ]:
+        result = CliRunner().invoke(cli, [*base, *extra])
+        assert result.exit_code == 2, result.output
+        assert result.output.strip().splitlines() == [line]
+
+
+def test_gpus_starts_the_launcher_with_the_same_command():
+    from videotk.cli.train import launcher_command
+
+    command = launcher_command(["train", "tsn", "--gpus", "0,1,2,3", "--shards", "k400", "-o", "train.amp=O1",
+                                "--save-dir", "out"], "0,1,2,3", "out")
+    assert command[:7] == [sys.executable, "-m", "paddle.distributed.launch", "--gpus", "0,1,2,3", "--log_dir",
+                           str(Path("out") / "launch")]
+    assert Path(command[7]).name == "vtk"
+    assert command[8:] == ["train", "tsn", "--shards", "k400", "-o", "train.amp=O1", "--save-dir", "out",
+                           "--device", "gpu"]
+    assert launcher_command(["train", "tsn", "--gpus=0,1"], "0,1", "output")[8:] == ["train", "tsn", "--device", "gpu"]
