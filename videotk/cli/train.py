@@ -311,6 +311,9 @@ def predict(model, weights, shards, files, more_files, topk, out, fps, segment, 
     if bool(shards) == bool(files):
         raise click.UsageError("give either --shards CACHE (with --out) or raw files (--video FILE ...)")
     if files:
+        if segment and not segment[0] < segment[1]:
+            raise click.BadParameter(f"{segment[0]:g} {segment[1]:g}: the end must come after the start",
+                                     param_hint="--segment")
         options = {"fps": fps, **({"segment": tuple(segment)} if segment else {})}
         _predict_files(config, weights, files, topk or 5, options, as_json, device)
         return

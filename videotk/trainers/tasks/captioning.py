@@ -59,6 +59,8 @@ KIND = "anet_captions"
 HINT = "convert ActivityNet Captions frame features and captions with `vtk convert anet-captions`"
 SUBSETS = ("train", "val", "test")
 FPS = 5.0
+#: the feature files ``predict_files`` reads, as ``vtk convert anet-captions`` does ("": a legacy pickle)
+FEATURE_SUFFIXES = (".npy", ".h5", ".hdf5", ".pkl", ".pickle", "")
 BOS, EOS = 0, 1
 RESULT_VERSION = "VERSION 1.0"
 
@@ -415,10 +417,14 @@ class ETSTask(Task):
             raise CacheError("the weights have no vocabulary saved with them (classes.json of the training cache); "
                              "predict with a checkpoint folder of vtk train")
         for path in paths:
+            if Path(path).suffix.lower() not in FEATURE_SUFFIXES:
+                yield path, (f"not a feature file: expected {', '.join(s for s in FEATURE_SUFFIXES if s)} or an "
+                             "extension-less legacy pickle")
+                continue
             try:
                 features = read_features(path, Path(path).stem)
             except FeatureFileError as exc:
-                yield path, exc.reason
+                yield path, exc.reason.replace(f"{path}: ", "")
                 continue
             yield path, self.file_caption(model, features, options.get("segment"), classes)
 
