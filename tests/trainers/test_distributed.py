@@ -230,6 +230,10 @@ def test_gpus_on_the_cpu_build_ends_in_one_line(tmp_path):
         result = CliRunner().invoke(cli, [*base, *extra])
         assert result.exit_code == 2, result.output
         assert result.output.strip().splitlines() == [line]
+    nested = CliRunner(env={"PADDLE_TRAINER_ID": "0"}).invoke(cli, [*base, "--gpus", "0,1"])
+    assert nested.exit_code == 2
+    assert nested.output.strip().splitlines() == [
+        "Error: --gpus 0,1: this command already runs under paddle.distributed.launch; leave out --gpus"]
 
 
 def test_gpus_starts_the_launcher_with_the_same_command():

@@ -145,8 +145,8 @@ def train(model, shards, valid_shards, config_file, overrides, epochs, batch_siz
     if not shards:
         raise click.UsageError("Missing option '--shards'.")
     if gpus is not None:
-        _launch_on_gpus(gpus, save_dir, device_given=click.get_current_context().get_parameter_source("device")
-                        == click.core.ParameterSource.COMMANDLINE and device == "cpu")
+        given = click.get_current_context().get_parameter_source("device") == click.core.ParameterSource.COMMANDLINE
+        _launch_on_gpus(gpus, save_dir, cpu_given=given and device == "cpu")
     from ..trainers import runtime
     from ..trainers.loop import train as run
 
@@ -163,13 +163,16 @@ def train(model, shards, valid_shards, config_file, overrides, epochs, batch_siz
     click.echo(f"trained {len(result['history'])} steps; checkpoints in {save_dir}; curves in {_curves(save_dir)}")
 
 
-def _launch_on_gpus(gpus: str, save_dir: str, *, device_given: bool) -> None:
+def _launch_on_gpus(gpus: str, save_dir: str, *, cpu_given: bool) -> None:
     """Replace this process by ``paddle.distributed.launch`` running this same command on ``gpus``;
-    a Paddle without GPUs, an id it has not, or ``--device cpu`` is a usage error (exit 2)."""
+    a Paddle without GPUs, an id it has not, ``--device cpu``, or a process the launcher started
+    is a usage error (exit 2)."""
     import os
 
-    if device_given:
+    if cpu_given:
         raise Problem(f"--gpus {gpus} trains on GPUs: leave out --device cpu")
+    if "PADDLE_TRAINER_ID" in os.environ:
+        raise Problem(f"--gpus {gpus}: this command already runs under paddle.distributed.launch; leave out --gpus")
     ids = _gpu_ids(gpus)
     import paddle
 
@@ -177,6 +180,8 @@ def _launch_on_gpus(gpus: str, save_dir: str, *, device_given: bool) -> None:
         raise Problem(f"--gpus {gpus}: this Paddle is the CPU build and has no GPU support; install "
                       "paddlepaddle-gpu (pip install -e '.[gpu]'), or leave out --gpus to train on the CPU")
     count = paddle.device.cuda.device_count()
+    if count == 0:
+        raise Problem(f"--gpus {gpus}: Paddle was built with CUDA but sees no GPU on this machine")
     if max(ids) >= count:
         raise Problem(f"--gpus {gpus}: Paddle sees {count} GPU{'s' if count != 1 else ''} here (ids 0..{count - 1})")
     command = launcher_command(sys.argv[1:], gpus, save_dir)
