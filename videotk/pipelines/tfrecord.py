@@ -15,7 +15,6 @@ import crc32c
 _HEADER = struct.Struct("<QI")
 _FOOTER = struct.Struct("<I")
 _MASK_DELTA = 0xA282EAD8
-_READ_BUFFER = 1 << 20
 
 
 class SourceError(Exception):
@@ -80,7 +79,8 @@ def iter_records(
 ) -> Iterator[bytes]:
     """Yield the data of each record of the TFRecord file at `path`, in order.
 
-    Only one record is held in memory at a time. With `verify`, both crcs of every record are
+    Only one record is held in memory at a time; records are read straight into their bytes
+    objects, without a buffer in between (one copy fewer: a record is far larger than a buffer). With `verify`, both crcs of every record are
     checked. On damage (bad crc, file ending inside a header or a record) every good record
     before it is yielded first, then `TFRecordError` is raised naming the record and its offset.
     A record whose data crc fails but whose length field is intact can be stepped over: with
@@ -88,7 +88,7 @@ def iter_records(
     An empty file yields nothing.
     """
     source = os.fspath(path)
-    with open(source, "rb", buffering=_READ_BUFFER) as stream:
+    with open(source, "rb", buffering=0) as stream:
         size = os.fstat(stream.fileno()).st_size
         index = offset = 0
         while offset < size:
@@ -113,7 +113,7 @@ def _read_record(stream: BinaryIO, remaining: int, verify: bool) -> bytes:
         raise TFRecordError(
             f"truncated header: file ends {remaining} bytes into a {_HEADER.size}-byte header"
         )
-    header = stream.read(_HEADER.size)
+    header = _read_exact(stream, _HEADER.size)
     length, length_crc = _HEADER.unpack(header)
     if verify and masked_crc32c(header[:8]) != length_crc:
         raise TFRecordError("length crc mismatch (damaged length field)")
@@ -121,10 +121,22 @@ def _read_record(stream: BinaryIO, remaining: int, verify: bool) -> bytes:
     if _HEADER.size + body > remaining:
         got = remaining - _HEADER.size
         raise TFRecordError(f"truncated data: file ends {got} bytes into a {body}-byte record body")
-    data = stream.read(length)
-    footer = stream.read(_FOOTER.size)
+    data = _read_exact(stream, length)
+    footer = _read_exact(stream, _FOOTER.size)
     if verify and masked_crc32c(data) != _FOOTER.unpack(footer)[0]:
         error = TFRecordError("data crc mismatch")
         error.length = length
         raise error
+    return data
+
+
+def _read_exact(stream: BinaryIO, size: int) -> bytes:
+    """``size`` bytes from an unbuffered ``stream`` (whose reads may return fewer); the sizes were
+    checked against the file's, so a short read means the file shrank while being read."""
+    data = stream.read(size)
+    while len(data) < size:
+        more = stream.read(size - len(data))
+        if not more:
+            raise TFRecordError(f"file ended {size - len(data)} bytes early while being read")
+        data += more
     return data
