@@ -104,7 +104,8 @@ def test_samples_are_dequantized_truncated_and_padded(caches):
     lengths = cache.column("num_frames")
     short, long_ = lengths.index(min(lengths)), lengths.index(max(lengths))
     assert lengths[short] < MAX_FRAMES < lengths[long_]
-    samples = {int(s["index"]): s for s in dataset}
+    samples = {int(s["index"]): s for s in frames_dataset(caches["many"], codes=False)}
+    stored = {int(s["index"]): s for s in dataset}
     for index in (short, long_):
         record, sample = cache[index], samples[index]
         kept = min(record["num_frames"], MAX_FRAMES)
@@ -114,11 +115,39 @@ def test_samples_are_dequantized_truncated_and_padded(caches):
         np.testing.assert_array_equal(sample["audio"][:kept], dequantize(codes(record, "audio", 128)[:kept]))
         assert not sample["rgb"][kept:].any() and not sample["audio"][kept:].any()
         np.testing.assert_array_equal(sample["mask"], np.arange(MAX_FRAMES) < kept)
+        as_stored = stored[index]
+        assert as_stored["rgb"].dtype == as_stored["audio"].dtype == np.uint8
+        np.testing.assert_array_equal(as_stored["rgb"][:kept], codes(record, "rgb", 1024)[:kept])
+        assert not as_stored["rgb"][kept:].any() and not as_stored["audio"][kept:].any()
+        np.testing.assert_array_equal(as_stored["mask"], sample["mask"])
+
+
+@pytest.mark.parametrize("settings", [{}, {"dequantize": False}, {"num_samples": 5}, {"max_frames": 60}])
+def test_task_inputs_of_codes_equal_the_float_path(caches, settings):
+    """A batch of uint8 codes becomes, in the task's inputs, exactly the features that the dataset
+    makes with numpy when asked for floats."""
+    overrides = [f"data.{key}={value}" for key, value in settings.items()]
+    config = load_config("attention_cluster", "attention_cluster_tiny", [*overrides, f"model.num_classes={NUM_CLASSES}"])
+    task = make_task(config)
+    cache = open_cache(caches["many"])
+    stored = task.dataset(cache, train=False)
+    floats = YouTube8MFrames(cache, num_classes=NUM_CLASSES, max_frames=stored.max_frames,
+                             num_samples=stored.num_samples, dequantize=stored.dequantize, codes=False)
+    [batch] = list(make_loader(stored, batch_size=len(cache), num_workers=0))
+    [expected] = list(make_loader(floats, batch_size=len(cache), num_workers=0))
+    assert batch["rgb"].dtype == paddle.uint8 and expected["rgb"].dtype == paddle.float32
+    rgb, audio, mask = task.inputs(batch)
+    assert rgb.dtype == audio.dtype == paddle.float32
+    np.testing.assert_array_equal(rgb.numpy(), expected["rgb"].numpy())
+    np.testing.assert_array_equal(audio.numpy(), expected["audio"].numpy())
+    np.testing.assert_array_equal(mask.numpy(), expected["mask"].numpy())
+    assert [t.numpy().tolist() for t in task.inputs(expected)[:2]] == [expected["rgb"].numpy().tolist(),
+                                                                     expected["audio"].numpy().tolist()]
 
 
 def test_raw_codes_without_dequantizing(caches):
     record = open_cache(caches["many"])[0]
-    sample = next(iter(frames_dataset(caches["many"], dequantize=False)))
+    sample = next(iter(frames_dataset(caches["many"], dequantize=False, codes=False)))
     kept = min(record["num_frames"], MAX_FRAMES)
     np.testing.assert_array_equal(sample["rgb"][:kept], codes(record, "rgb", 1024)[:kept].astype(np.float32))
     assert sample["rgb"].max() <= 255 and sample["rgb"].dtype == np.float32
@@ -149,7 +178,7 @@ def hand_made_record(num_frames: int) -> dict:
 def test_sampled_sample_of_a_hand_made_video(caches, num_frames, expected):
     sample = frames_dataset(caches["few"], num_samples=5).sample(7, hand_made_record(num_frames))
     assert sample["rgb"].shape == (5, 1024) and sample["audio"].shape == (5, 128)
-    codes_seen = dequantize(np.array(expected, np.uint8))
+    codes_seen = np.array(expected, np.uint8)
     np.testing.assert_array_equal(sample["rgb"][: len(expected), 0], codes_seen)
     np.testing.assert_array_equal(sample["audio"][: len(expected), -1], codes_seen)
     assert not sample["rgb"][len(expected):].any()
@@ -163,7 +192,7 @@ def test_sampled_samples(caches):
     for sample in samples:
         record = cache[int(sample["index"])]
         rows = sampled_frames(min(record["num_frames"], MAX_FRAMES), 5)
-        np.testing.assert_array_equal(sample["rgb"], dequantize(codes(record, "rgb", 1024)[rows]))
+        np.testing.assert_array_equal(sample["rgb"], codes(record, "rgb", 1024)[rows])
         np.testing.assert_array_equal(sample["mask"], np.ones(5, np.float32))
     assert any(cache[int(s["index"])]["num_frames"] < 5 for s in samples), "no short video to repeat frames of"
 
@@ -208,7 +237,7 @@ def test_loader_batches_with_two_worker_processes(caches):
     first = batches[0]
     assert first["rgb"].shape == [3, MAX_FRAMES, 1024] and first["audio"].shape == [3, MAX_FRAMES, 128]
     assert first["mask"].shape == [3, MAX_FRAMES] and first["labels"].shape == [3, NUM_CLASSES]
-    assert first["index"].dtype == paddle.int64 and first["rgb"].dtype == paddle.float32
+    assert first["index"].dtype == paddle.int64 and first["rgb"].dtype == first["audio"].dtype == paddle.uint8
     indices = [i for batch in batches for i in batch["index"].numpy().tolist()]
     assert sorted(indices) == list(range(8))
     samples = {int(s["index"]): s for s in frames_dataset(caches["few"], train=True, shuffle_buffer=4)}

@@ -6,8 +6,8 @@ numpy arrays:
 ========  ======================  =============================================================
 key       dtype, shape            content
 ========  ======================  =============================================================
-``rgb``     float32 ``[T, 1024]``   frame features, dequantized (or raw codes 0..255)
-``audio``   float32 ``[T, 128]``    audio features, likewise
+``rgb``     uint8 ``[T, 1024]``     frame features as stored: quantized codes, 0 for padding
+``audio``   uint8 ``[T, 128]``      audio features, likewise
 ``mask``    float32 ``[T]``         1 for a real frame, 0 for padding
 ``labels``  float32 ``[C]``         multi-hot over ``num_classes`` classes
 ``index``   int64 ``[]``            the record's index in the cache: ``cache[index]["id"]``
@@ -15,6 +15,11 @@ key       dtype, shape            content
 
 ``T`` is ``max_frames`` (the first ``max_frames`` frames, zero-padded at the end), or
 ``num_samples`` when frames are sampled for Attention Cluster (see :func:`sampled_frames`).
+
+The codes cross from the DataLoader workers to the training process as they are, a quarter of
+the bytes of float32; :meth:`YouTube8MTask.inputs` turns a batch of them into the model's float32
+features on the device (:func:`features`): dequantized (or the raw codes 0..255), 0 in padding,
+equal to what ``codes=False`` makes in the worker with numpy.
 
 The loss is sigmoid cross-entropy summed over the classes (mean over videos); the metrics are
 Hit@1, PERR, GAP and mAP (:mod:`videotk.evaluators.youtube8m`); a prediction is a video's top
@@ -43,6 +48,8 @@ RGB_SIZE = 1024
 AUDIO_SIZE = 128
 NUM_CLASSES = 3862
 MAX_FRAMES = 300
+DEQUANTIZE_SCALE = np.float32(4.0 / 255.0)
+DEQUANTIZE_BIAS = np.float32(4.0 / 512.0 - 2.0)
 
 
 def sampled_frames(num_frames: int, num_samples: int, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -83,6 +90,19 @@ def _codes(record: dict, key: str, width: int, frames: int) -> np.ndarray:
     return np.frombuffer(blob, np.uint8, count=frames * width).reshape(frames, width)
 
 
+def features(codes: paddle.Tensor, mask: paddle.Tensor, *, dequantize: bool = True) -> paddle.Tensor:
+    """float32 ``[N, T, D]`` of a batch of uint8 ``codes`` ``[N, T, D]``: dequantized (the formula of
+    :func:`~videotk.formats.schema.dequantize_youtube8m`, in the same float32 steps) or the raw
+    codes, times ``mask`` ``[N, T]`` (0 in padding). Float ``codes`` (features made by the
+    dataset with ``codes=False``) pass unchanged."""
+    if codes.dtype != paddle.uint8:
+        return codes
+    values = codes.astype("float32")
+    if dequantize:
+        values = values * paddle.to_tensor(DEQUANTIZE_SCALE) + paddle.to_tensor(DEQUANTIZE_BIAS)
+    return values * mask.unsqueeze(-1)
+
+
 class YouTube8MFrames(CacheDataset):
     """Samples of a frame-level YouTube-8M cache (keys and shapes in the module docstring).
 
@@ -99,7 +119,10 @@ class YouTube8MFrames(CacheDataset):
       ``max_frames`` (:func:`sampled_frames`). The mask is all ones, also for a video shorter than
       ``num_samples``, whose frames then repeat as in the seed; it is all zeros for a video
       without frames.
-    - ``dequantize=False``: the raw codes 0..255 as float32, as the seed fed NeXtVLAD.
+    - ``codes=True`` (default): ``rgb`` and ``audio`` are the uint8 codes (:func:`features` makes
+      the model's input of them); ``codes=False``: float32 features made here, with numpy.
+    - ``dequantize=False``: with ``codes=False``, the raw codes 0..255 as float32, as the seed fed
+      NeXtVLAD (with ``codes=True`` it is :func:`features`' argument).
     - ``rank``, ``world_size``: default to ``paddle.distributed`` at iteration time. ``even``
       (default: ``train`` with more than one rank) gives every reader the same number of records,
       leaving out at most ``readers - 1`` per epoch, so ranks run the same number of batches.
@@ -113,6 +136,7 @@ class YouTube8MFrames(CacheDataset):
         max_frames: int = MAX_FRAMES,
         num_samples: int | None = None,
         dequantize: bool = True,
+        codes: bool = True,
         train: bool = False,
         shuffle_buffer: int = 1024,
         seed: int = 0,
@@ -130,6 +154,7 @@ class YouTube8MFrames(CacheDataset):
         self.max_frames = max_frames
         self.num_samples = num_samples
         self.dequantize = dequantize
+        self.codes = codes
 
     def samples(self, index: int, record: dict, rng: np.random.Generator | None = None) -> Iterator[dict]:
         yield self.sample(index, record, rng)
@@ -157,7 +182,12 @@ class YouTube8MFrames(CacheDataset):
         }
 
     def _features(self, codes: np.ndarray, length: int) -> np.ndarray:
-        """float32 ``[length, D]``: uint8 ``codes`` ``[n, D]`` as features, zero rows after them."""
+        """``[length, D]``: uint8 ``codes`` ``[n, D]`` (or with ``codes=False`` float32 features of
+        them), zero rows after them."""
+        if self.codes:
+            out = np.zeros((length, codes.shape[1]), np.uint8)
+            out[: len(codes)] = codes
+            return out
         out = np.zeros((length, codes.shape[1]), np.float32)
         if self.dequantize:
             dequantize(codes, out[: len(codes)])
@@ -217,7 +247,10 @@ class YouTube8MTask(Task):
                                shuffle_buffer=data.shuffle_buffer, seed=self.config.train.seed)
 
     def inputs(self, batch: dict) -> list[paddle.Tensor]:
-        return [batch["rgb"], batch["audio"], batch["mask"]]
+        """The model's float32 ``rgb``, ``audio`` and ``mask`` of a batch of codes (:func:`features`)."""
+        mask, dequantize = batch["mask"], self.data.dequantize
+        return [features(batch["rgb"], mask, dequantize=dequantize),
+                features(batch["audio"], mask, dequantize=dequantize), mask]
 
     def loss(self, logits: paddle.Tensor, batch: dict) -> paddle.Tensor:
         per_class = F.binary_cross_entropy_with_logits(logits, batch["labels"], reduction="none")
