@@ -38,7 +38,7 @@ def test_every_model_has_a_seed_config_and_a_tiny_one():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("train.epoch=3", "unknown config key 'train.epoch': train takes batch_size, cpu_threads, epochs"),
+    ("train.epoch=3", "unknown config key 'train.epoch': train takes amp, amp_dtype, batch_size, cpu_threads, epochs"),
     ("trainer.epochs=3", "unknown config key 'trainer.epochs'"),
     ("train.epochs=0", "config key train.epochs: 0 is not an integer >= 1"),
     ("train.epochs=2.5", "config key train.epochs: 2.5 is not an integer >= 1"),

@@ -126,3 +126,22 @@ def test_read_spans_gives_global_indices(yt8m_frame_src, tmp_path, fmt):
     assert [index for index, _ in got] == [first_of_last + 1, first_of_last + 2, 0, 1]
     for index, record in got:
         assert record["id"] == cache[index]["id"] and record["rgb"] == cache[index]["rgb"]
+
+
+def test_evaluation_reads_the_whole_cache_in_every_rank(yt8m_frame_src, tmp_path, monkeypatch):
+    """Training splits the records across ranks; evaluation (train=False) gives each rank all of
+    them, so the metrics a rank computes are those of the whole validation cache."""
+    import paddle
+
+    from videotk.pipelines.youtube8m import convert_youtube8m
+    from videotk.trainers.tasks.youtube8m import YouTube8MFrames
+
+    convert_youtube8m(yt8m_frame_src, tmp_path / "cache", workers=1)
+    cache = open_cache(tmp_path / "cache")
+    monkeypatch.setattr(paddle.distributed, "get_world_size", lambda *a: 2)   # as rank 1 of 2 sees it
+    monkeypatch.setattr(paddle.distributed, "get_rank", lambda *a: 1)
+    training = YouTube8MFrames(cache, train=True)
+    evaluating = YouTube8MFrames(cache, train=False)
+    assert sum(training.reader_samples(2)) < len(cache)
+    assert sum(evaluating.reader_samples(2)) == len(cache)
+    assert sorted(int(s["index"]) for s in evaluating) == list(range(len(cache)))

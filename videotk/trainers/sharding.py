@@ -221,6 +221,10 @@ class CacheDataset(paddle.io.IterableDataset):
     """An iterable dataset over a cache, read epoch by epoch through :func:`epoch_records`;
     subclasses turn each record into samples with :meth:`samples`.
 
+    Without ``train``, and unless ``rank`` and ``world_size`` are given, every ``paddle.distributed``
+    rank reads the whole cache (its DataLoader workers share it): evaluation during distributed
+    training then scores every record in every rank.
+
     An exception while reading or making samples ends this reader's iteration with one
     :class:`~videotk.trainers.loader.SampleFailure` naming the cache, the record and the reason,
     which the loader raises in the main process.
@@ -232,6 +236,10 @@ class CacheDataset(paddle.io.IterableDataset):
         self.train = train
         self.shuffle_buffer = shuffle_buffer
         self.seed = seed
+        if not train and rank is None and world_size is None:
+            # evaluation and prediction read the whole cache in every rank: each rank's metrics are
+            # then those of every record (rank 0 logs them), not of its share
+            rank, world_size = 0, 1
         self.rank = rank
         self.world_size = world_size
         self.even = even
