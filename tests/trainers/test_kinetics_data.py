@@ -53,11 +53,13 @@ def caches(kinetics_src, tmp_path_factory) -> dict:
     return {"jpeg": root / "jpeg", "raw": root / "raw"}
 
 
-DATASET_KEYS = ("train", "shuffle_buffer", "seed", "rank", "world_size", "even")
+DATASET_KEYS = ("train", "shuffle_buffer", "seed", "rank", "world_size", "even", "normalized")
 
 
 def clips(path, **kwargs) -> KineticsClips:
-    """A dataset of the cache at ``path``: ``kwargs`` are KineticsClips and ClipSampler arguments."""
+    """A dataset of the cache at ``path``: ``kwargs`` are KineticsClips and ClipSampler arguments;
+    its samples are the model's float32 input (``normalized``) unless ``normalized=False``."""
+    kwargs.setdefault("normalized", True)
     dataset = {key: kwargs.pop(key) for key in DATASET_KEYS if key in kwargs}
     sampler = ClipSampler(**{"short_side": SHORT_SIDE, "crop_size": CROP, **kwargs})
     return KineticsClips(open_cache(path), sampler, **dataset)
@@ -353,11 +355,12 @@ def test_frames_of_the_cache_size_are_not_resized(caches, monkeypatch):
 
 
 def test_loader_batches_with_two_worker_processes(caches):
-    loader = make_loader(clips(caches["jpeg"], mode="tsn", seg_num=2, test_views="3crop"), batch_size=3, num_workers=2)
+    loader = make_loader(clips(caches["jpeg"], mode="tsn", seg_num=2, test_views="3crop", normalized=False),
+                         batch_size=3, num_workers=2)
     batches = [batch for batch in loader]
     assert len(batches) == loader.steps == 8  # two workers of 4 videos x 3 views: 12 samples, 4 batches each
     first = batches[0]
-    assert first["frames"].shape == [3, 2, 3, CROP, CROP] and first["frames"].dtype == paddle.float32
+    assert first["frames"].shape == [3, 2, CROP, CROP, 3] and first["frames"].dtype == paddle.uint8
     assert first["label"].dtype == first["index"].dtype == first["view"].dtype == paddle.int64
     seen = Counter((i, v) for b in batches for i, v in zip(b["index"].numpy().tolist(), b["view"].numpy().tolist()))
     assert sorted(seen) == [(i, v) for i in range(8) for v in range(3)] and set(seen.values()) == {1}
@@ -369,5 +372,27 @@ def test_training_flip_can_be_turned_off(flip):
     record = {"num_frames": 6, "height": 32, "width": 48, "frames": ramp.tobytes()}
     sampler = ClipSampler(mode="tsn", seg_num=3, seglen=1, short_side=None, crop_size=32, flip=flip)
     rng = np.random.default_rng(0)
-    rising = [np.diff(sampler.train_clip(record, rng)[0, 0, 0]).mean() > 0 for _ in range(20)]
+    rising = [np.diff(sampler.train_clip(record, rng)[0, 0, :, 0].astype(int)).mean() > 0 for _ in range(20)]
     assert all(rising) is not flip and any(rising)
+
+
+@pytest.mark.parametrize("config, overrides", [
+    ("tsn", []), ("stnet", ["data.test_views=3crop"]), ("non_local", ["data.test.test_views=10clip"]),
+])
+@pytest.mark.parametrize("train", [False, True])
+def test_task_inputs_of_uint8_frames_equal_the_float_path(caches, config, overrides, train):
+    """A batch of uint8 clips becomes, in the task's inputs, exactly the clips that the dataset
+    normalises with numpy when asked to (the same seed draws the same training clips)."""
+    task = make_task(load_config(config, f"{config}_tiny", [*overrides, "model.num_classes=4",
+                                                           f"data.short_side={SHORT_SIDE}"]))
+    cache = open_cache(caches["jpeg"])
+    stored = task.dataset(cache, train=train)
+    floats = KineticsClips(cache, stored.sampler, train=train, shuffle_buffer=stored.shuffle_buffer,
+                           seed=stored.seed, normalized=True)
+    [batch] = list(make_loader(stored, batch_size=100, num_workers=0))
+    [expected] = list(make_loader(floats, batch_size=100, num_workers=0))
+    assert batch["frames"].dtype == paddle.uint8 and expected["frames"].dtype == paddle.float32
+    [inputs] = task.inputs(batch)
+    assert inputs.dtype == paddle.float32
+    np.testing.assert_array_equal(inputs.numpy(), task.model_input(expected["frames"]).numpy())
+    np.testing.assert_array_equal(task.inputs(expected)[0].numpy(), inputs.numpy())

@@ -14,7 +14,12 @@ from videotk.trainers.config import load_config
 from videotk.trainers.loader import SampleFailure, make_loader
 from videotk.trainers.sharding import ReaderSlot, reading_plan
 from videotk.trainers.tasks import CacheKindError, make_task
-from videotk.trainers.tasks.youtube8m import YouTube8MFrames, dequantize, multi_hot, sampled_frames
+from videotk.trainers.tasks.youtube8m import (
+    YouTube8MFrames,
+    dequantize,
+    multi_hot,
+    sampled_frames,
+)
 
 NUM_CLASSES = 12
 MAX_FRAMES = 20

@@ -4,12 +4,15 @@ A record holds a video's frames (``num_frames``, ``height``, ``width`` and ``fra
 frame or one raw ``[T, H, W, 3]`` uint8 buffer), as ``vtk decode`` stores them. A
 :class:`ClipSampler` turns it into one training clip or into the test views:
 
-- mode ``"tsn"``: ``seg_num`` segments of ``seglen`` frames, float32 ``[seg_num * seglen, 3, S, S]``
-  (TSN, TSM, StNet);
-- mode ``"dense"``: ``num_frames_out`` frames ``sample_rate`` apart, float32 ``[3, T, S, S]``
+- mode ``"tsn"``: ``seg_num`` segments of ``seglen`` frames, ``T = seg_num * seglen`` (TSN, TSM,
+  StNet);
+- mode ``"dense"``: ``num_frames_out`` frames ``sample_rate`` apart, ``T = num_frames_out``
   (Non-local);
 
-each frame ``(x / 255 - mean) / std`` with ImageNet's RGB mean and std, ``S = crop_size``.
+as uint8 RGB frames ``[T, S, S, 3]``, ``S = crop_size``: what a DataLoader worker hands over, a
+quarter of the bytes of float32. :meth:`ClipSampler.tensor` makes the model's float32 input of a
+clip, ``[T, 3, S, S]`` (``"tsn"``) or ``[3, T, S, S]`` (``"dense"``), each frame ``(x / 255 - mean)
+/ std`` with ImageNet's RGB mean and std; the Kinetics task does the same to a batch on the device.
 
 Only the sampled frames are decoded: one JPEG each with OpenCV (libjpeg-turbo: within 10 % of
 simplejpeg, faster than Pillow, and OpenCV also does the resizing), or a slice of the raw buffer.
@@ -238,14 +241,20 @@ class ClipSampler:
             return segment_indices(num_frames, self.seg_num, self.seglen, **position)
         return dense_indices(num_frames, self.num_frames_out, self.sample_rate, **position)
 
+    @property
+    def layout(self) -> str:
+        """The axes of :meth:`tensor`'s output: ``"TCHW"`` (mode ``"tsn"``) or ``"CTHW"``."""
+        return "TCHW" if self.mode == "tsn" else "CTHW"
+
     def train_clip(self, record: dict, rng: np.random.Generator) -> np.ndarray:
-        """One randomly sampled and augmented clip of ``record``."""
+        """uint8 ``[T, S, S, 3]``: one randomly sampled and augmented clip of ``record``."""
         frames = decode_frames(record, self.indices(record["num_frames"], rng))
         frames = self._training_crop(frames, rng)
-        return self._tensor(horizontal_flip(frames, rng) if self.flip else frames)
+        return np.ascontiguousarray(horizontal_flip(frames, rng) if self.flip else frames)
 
     def views(self, record: dict) -> Iterator[np.ndarray]:
-        """The ``num_views`` test views of ``record``, clip-major (``view = crops * clip + crop``).
+        """The ``num_views`` test views of ``record``, uint8 ``[T, S, S, 3]`` each, clip-major
+        (``view = crops * clip + crop``).
 
         The frames of all clips are decoded and scaled once.
         """
@@ -256,11 +265,16 @@ class ClipSampler:
         frames = self._scaled(decode_frames(record, wanted), self.short_side)
         for clip in where.reshape(indices.shape):
             for view in self._test_crops(frames[clip], crops):
-                yield self._tensor(view)
+                yield np.ascontiguousarray(view)
 
     def view_stack(self, record: dict) -> np.ndarray:
-        """float32 ``[V, ...]``: :meth:`views` stacked."""
+        """uint8 ``[V, T, S, S, 3]``: :meth:`views` stacked."""
         return np.stack(list(self.views(record)))
+
+    def tensor(self, frames: np.ndarray) -> np.ndarray:
+        """float32 ``[T, 3, S, S]`` or ``[3, T, S, S]`` (:attr:`layout`): the model's input of a clip
+        ``[T, S, S, 3]`` (:func:`~videotk.trainers.transforms.normalize`)."""
+        return normalize(frames, self.layout)
 
     def _test_crops(self, frames: np.ndarray, crops: int) -> list[np.ndarray]:
         """The centre crop, or with ``crops == 3`` the three crops along the long side."""
@@ -284,18 +298,17 @@ class ClipSampler:
     def _scaled(frames: np.ndarray, short_side: int | None) -> np.ndarray:
         return frames if short_side is None else short_side_scale(frames, short_side)
 
-    def _tensor(self, frames: np.ndarray) -> np.ndarray:
-        return normalize(frames, "TCHW" if self.mode == "tsn" else "CTHW")
-
 
 def views_from_record(record: dict, **sampling) -> np.ndarray:
-    """float32 ``[V, ...]``: the test views of one decoded video, exactly as a dataset makes them
-    in evaluation (``sampling``: the keyword arguments of :class:`ClipSampler`).
+    """float32 ``[V, ...]``: the model's inputs of the test views of one decoded video, exactly as a
+    dataset's views of it in evaluation become (``sampling``: the keyword arguments of
+    :class:`ClipSampler`).
 
     ``record`` has the keys of a cache record: ``num_frames``, ``height``, ``width`` and
     ``frames`` (JPEGs or one raw buffer), e.g. what ``videotk.pipelines.ffmpeg.decode_clip``
     returns for a video file.
     """
-    return ClipSampler(**sampling).view_stack(record)
+    sampler = ClipSampler(**sampling)
+    return np.stack([sampler.tensor(view) for view in sampler.views(record)])
 
 

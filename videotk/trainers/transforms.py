@@ -19,8 +19,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 MULTI_SCALES = (1.0, 0.875, 0.75, 0.66)
 LAYOUTS = ("TCHW", "CTHW")
 
-_SCALE = (1.0 / (255.0 * np.array(IMAGENET_STD))).astype(np.float32)
-_SHIFT = (np.array(IMAGENET_MEAN) / np.array(IMAGENET_STD)).astype(np.float32)
+#: :func:`normalize` is ``x * NORMALIZE_SCALE[c] - NORMALIZE_SHIFT[c]`` in float32, per channel ``c``
+NORMALIZE_SCALE = (1.0 / (255.0 * np.array(IMAGENET_STD))).astype(np.float32)
+NORMALIZE_SHIFT = (np.array(IMAGENET_MEAN) / np.array(IMAGENET_STD)).astype(np.float32)
 # Crop positions of multi_scale_crop in quarters of the free room (top, left): the corners, the
 # centre, the middles of the edges and the four quarter points.
 _QUARTER_POSITIONS = (
@@ -198,6 +199,6 @@ def normalize(frames: np.ndarray, layout: str = "TCHW") -> np.ndarray:
     for step, frame in enumerate(frames):
         for channel, plane in enumerate(cv2.split(frame)):
             target = planes[channel, step]
-            np.multiply(plane, _SCALE[channel], out=target)
-            target -= _SHIFT[channel]
+            np.multiply(plane, NORMALIZE_SCALE[channel], out=target)
+            target -= NORMALIZE_SHIFT[channel]
     return out

@@ -5,9 +5,9 @@ The cache is a ``kinetics`` cache (``vtk decode kinetics``). One sample is a dic
 ==========  ========================  ===========================================================
 key         dtype, shape              content
 ==========  ========================  ===========================================================
-``frames``  float32 ``[F, 3, S, S]``  mode ``"tsn"``: ``F = seg_num * seglen`` frames, segment
-                                      after segment (:mod:`videotk.trainers.clips`)
-``frames``  float32 ``[3, T, S, S]``  mode ``"dense"`` (Non-local): ``T = num_frames_out`` frames
+``frames``  uint8 ``[T, S, S, 3]``    RGB frames; mode ``"tsn"``: ``T = seg_num * seglen``, segment
+                                      after segment (:mod:`videotk.trainers.clips`); mode
+                                      ``"dense"`` (Non-local): ``T = num_frames_out``
 ``label``   int64 ``[]``              class index (-1 for the unlabelled test split)
 ``index``   int64 ``[]``              the record's index in the cache: ``cache[index]["id"]``
 ``view``    int64 ``[]``              the test view (clip x crop) of that video; 0 in training
@@ -17,7 +17,9 @@ The ``data`` section holds the :class:`~videotk.trainers.clips.ClipSampler` sett
 ``data.test`` overrides some of them for evaluation and prediction (the seed tests StNet on 25
 segments and Non-local on 30 views of 256 pixels). Segment-mode batches ``[N, seg_num * seglen,
 3, H, W]`` become the model input ``[N, seg_num, seglen * 3, H, W]``; dense clips ``[N, 3, T, H,
-W]`` pass as they are. The loss is softmax cross-entropy; the metrics are top-1 / top-5 per clip
+W]`` pass as they are. The frames cross from the DataLoader workers as uint8, a quarter of the
+bytes of float32; :meth:`KineticsTask.inputs` normalises a batch on the device
+(:func:`normalized`), equal to what ``normalized=True`` makes in the worker with numpy. The loss is softmax cross-entropy; the metrics are top-1 / top-5 per clip
 and per video (scores averaged over the test views, :mod:`videotk.evaluators.kinetics`).
 """
 
@@ -35,10 +37,21 @@ from ...formats import Cache, CacheError
 from ..clips import ClipSampler
 from ..settings import ConfigError, Count, parse_settings
 from ..sharding import CacheDataset
+from ..transforms import NORMALIZE_SCALE, NORMALIZE_SHIFT
 from .base import Task, as_numpy, register_task
 from .classification import classes_line, prediction_records, top_classes
 
 KIND = "kinetics"
+
+
+def normalized(frames: paddle.Tensor, layout: str) -> paddle.Tensor:
+    """float32 ``[N, T, 3, H, W]`` (``layout="TCHW"``) or ``[N, 3, T, H, W]`` (``"CTHW"``) of a batch
+    of uint8 clips ``[N, T, H, W, 3]``: :func:`~videotk.trainers.transforms.normalize` in the same
+    float32 steps. Float clips (made by a dataset with ``normalized=True``) pass unchanged."""
+    if frames.dtype != paddle.uint8:
+        return frames
+    values = frames.astype("float32") * paddle.to_tensor(NORMALIZE_SCALE) - paddle.to_tensor(NORMALIZE_SHIFT)
+    return values.transpose([0, 1, 4, 2, 3] if layout == "TCHW" else [0, 4, 1, 2, 3])
 
 
 class KineticsClips(CacheDataset):
@@ -53,13 +66,17 @@ class KineticsClips(CacheDataset):
       few MB of JPEGs, or 65 MB raw), random clips and augmentation.
       Deterministic for ``(seed, epoch)`` and the number of ranks and workers; call
       :meth:`set_epoch` before each epoch.
+    - ``normalized=True``: ``frames`` float32 ``[T, 3, S, S]`` or ``[3, T, S, S]``, the model's
+      input made here with numpy (:meth:`ClipSampler.tensor`), instead of the uint8 frames.
     - ``rank``, ``world_size``, ``even``: as for
       :class:`videotk.trainers.tasks.youtube8m.YouTube8MFrames`.
     """
 
     def __init__(self, cache: Cache, sampler: ClipSampler, *, train: bool = False, shuffle_buffer: int = 16,
-                 seed: int = 0, rank: int | None = None, world_size: int | None = None, even: bool | None = None):
+                 seed: int = 0, rank: int | None = None, world_size: int | None = None, even: bool | None = None,
+                 normalized: bool = False):
         self.sampler = sampler
+        self.normalized = normalized
         super().__init__(cache, train=train, shuffle_buffer=shuffle_buffer, seed=seed,
                          rank=rank, world_size=world_size, even=even)
 
@@ -76,6 +93,8 @@ class KineticsClips(CacheDataset):
         else:
             clips = self.sampler.views(record)
         for view, frames in enumerate(clips):
+            if self.normalized:
+                frames = self.sampler.tensor(frames)
             yield {"frames": frames, "label": label, "index": position, "view": np.array(view, np.int64)}
 
     def __repr__(self) -> str:
@@ -175,7 +194,8 @@ class KineticsTask(Task):
         return frames.reshape([n, f // self.data.seglen, self.data.seglen * c, h, w])
 
     def inputs(self, batch: dict) -> list[paddle.Tensor]:
-        return [self.model_input(batch["frames"])]
+        """The model's float32 clips of a batch of uint8 frames (:func:`normalized`)."""
+        return [self.model_input(normalized(batch["frames"], self.data.layout))]
 
     def loss(self, logits: paddle.Tensor, batch: dict) -> paddle.Tensor:
         return F.cross_entropy(logits, batch["label"].reshape([-1, 1]))
