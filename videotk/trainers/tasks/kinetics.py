@@ -50,7 +50,8 @@ def normalized(frames: paddle.Tensor, layout: str) -> paddle.Tensor:
     float32 steps. Float clips (made by a dataset with ``normalized=True``) pass unchanged."""
     if frames.dtype != paddle.uint8:
         return frames
-    values = frames.astype("float32") * paddle.to_tensor(NORMALIZE_SCALE) - paddle.to_tensor(NORMALIZE_SHIFT)
+    values = frames.astype("float32").multiply_(paddle.to_tensor(NORMALIZE_SCALE))
+    values.subtract_(paddle.to_tensor(NORMALIZE_SHIFT))  # in place: no new tensors
     return values.transpose([0, 1, 4, 2, 3] if layout == "TCHW" else [0, 4, 1, 2, 3])
 
 
