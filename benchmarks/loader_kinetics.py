@@ -29,14 +29,18 @@ Methods:
 - legacy pickles, videotk transforms: the same pickles, then videotk's own decoding, sampling and
   transforms (``ClipSampler.train_clip``): what the storage alone changes.
 - videotk: ``KineticsClips`` over the cache (shard order and a 16-record shuffle buffer as in
-  training), iterated directly, and through ``paddle.io.DataLoader`` (batch 8) with 2 worker
-  processes (total samples/s of both).
+  training), iterated directly (float32 samples, against the legacy ones), and through
+  ``paddle.io.DataLoader`` (batch 8) with 0 and 2 worker processes (total samples/s): the readers
+  hand over uint8 clips and this process normalises each batch (the task's inputs step, as
+  training does), or, for comparison, the readers hand over float32 clips.
 - DataLoader of ready samples: the same DataLoader over a dataset that only copies one finished
   sample: what Paddle's batching and passing of float32 batches between processes costs alone.
 
 First it prints the time per frame of the JPEG decoders (OpenCV, Pillow, and simplejpeg when
 installed) and of OpenCV's and Pillow's bilinear resize; then samples/s of each method and the
-ratios videotk / legacy (target: >= 1.5x per worker).
+ratios videotk / legacy (target: >= 1.5x per worker), and 2 workers / 0 workers with the uint8
+hand-over (target >= 1.5x) beside what the machine gives two busy processes in the same rounds
+(``two_processes.py``).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ import pickle
 import platform
 import random
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -64,7 +69,10 @@ from videotk.pipelines.synth_kinetics import synth_kinetics
 from videotk.trainers.clips import ClipSampler
 from videotk.trainers.loader import make_loader
 from videotk.trainers.runtime import keep_large_buffers
-from videotk.trainers.tasks.kinetics import KineticsClips
+from videotk.trainers.tasks.kinetics import KineticsClips, normalized
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from two_processes import interleaved, load, median, ratios
 
 CROP = 224
 SHORT_SIDE = 256
@@ -161,20 +169,26 @@ def pickles_with_videotk(paths: list[Path], sampler: ClipSampler, rng: np.random
     return len(paths)
 
 
-def clips(cache_path: Path, settings: dict, train: bool) -> KineticsClips:
+def clips(cache_path: Path, settings: dict, train: bool, normalized: bool = True) -> KineticsClips:
     return KineticsClips(open_cache(cache_path), ClipSampler(short_side=SHORT_SIDE, crop_size=CROP, **settings),
-                         train=train)
+                         train=train, normalized=normalized)
 
 
 def dataset_read(cache_path: Path, settings: dict, epoch: int) -> int:
+    """Float32 samples made in this process, as the legacy readers make them."""
     dataset = clips(cache_path, settings, train=True)
     dataset.set_epoch(epoch)
     return sum(1 for _ in dataset)
 
 
-def loader_read(cache_path: Path, settings: dict, workers: int) -> int:
-    loader = make_loader(clips(cache_path, settings, train=True), batch_size=BATCH, num_workers=workers)
-    return sum(batch["frames"].shape[0] for batch in loader)
+def loader_read(cache_path: Path, settings: dict, workers: int, uint8: bool) -> int:
+    """Batches of the model's float32 clips: with ``uint8``, uint8 batches normalised here (the
+    task's inputs step, :func:`normalized`); without, float32 batches made by the readers."""
+    dataset = clips(cache_path, settings, train=True, normalized=not uint8)
+    samples = 0
+    for batch in make_loader(dataset, batch_size=BATCH, num_workers=workers):
+        samples += normalized(batch["frames"], dataset.sampler.layout).shape[0]
+    return samples
 
 
 class ReadyClips(paddle.io.IterableDataset):
@@ -225,16 +239,24 @@ def decoder_times(cache_path: Path, frames: int = 100) -> dict[str, float]:
     return times
 
 
-def best_rates(methods: dict, repeat: int) -> dict[str, float]:
-    """Best samples/s of each method over ``repeat`` rounds; a round runs every method once, so
-    they all meet the same machine load. ``methods``: label -> ``call(run)`` returning samples made."""
-    rates: dict[str, list[float]] = {label: [] for label in methods}
-    for run in range(repeat):
-        for label, call in methods.items():
+def rates_of(methods: dict, repeat: int) -> tuple[dict[str, list[float]], list[float]]:
+    """Samples/s of each method in each of ``repeat`` rounds (a round runs every method once, so
+    they all meet the same machine load), and the two-process gain of each round. ``methods``:
+    label -> ``call(run)`` returning samples made."""
+    def timed(call, run: list[int]):
+        def go() -> float:
             start = time.perf_counter()
-            samples = call(run)
-            rates[label].append(samples / (time.perf_counter() - start))
-    return {label: max(values) for label, values in rates.items()}
+            samples = call(run[0])
+            return samples / (time.perf_counter() - start)
+        return go
+
+    run = [0]
+
+    def next_round(round_, figures, gain):
+        run[0] += 1
+        print(f"  round {round_ + 1}: load {load()}, two busy processes {gain:.2f}x", flush=True)
+
+    return interleaved({label: timed(call, run) for label, call in methods.items()}, repeat, next_round)
 
 
 def compare(name: str, settings: dict, cache: Path, pickles: list[Path], repeat: int) -> None:
@@ -249,20 +271,27 @@ def compare(name: str, settings: dict, cache: Path, pickles: list[Path], repeat:
             legacy_sample(path)
         return len(shuffled)
 
-    rates = best_rates({
+    zero, two = f"videotk DataLoader, 0 workers, uint8, b{BATCH}", f"videotk DataLoader, 2 workers, uint8, b{BATCH}"
+    print(f"{name}:")
+    rates, gains = rates_of({
         "legacy pickles, 2019 reader": legacy,
         "legacy pickles, videotk decode + transforms":
             lambda run: pickles_with_videotk(pickles, sampler, np.random.default_rng(run)),
         "videotk KineticsClips (one worker)": lambda run: dataset_read(cache, settings, run),
-        f"videotk DataLoader, 2 workers, b{BATCH} (total)": lambda run: loader_read(cache, settings, 2),
+        zero: lambda run: loader_read(cache, settings, 0, True),
+        two: lambda run: loader_read(cache, settings, 2, True),
+        f"videotk DataLoader, 2 workers, float, b{BATCH}": lambda run: loader_read(cache, settings, 2, False),
         f"DataLoader of ready samples, 2 workers, b{BATCH}": lambda run: bare_loader_read(sample, len(pickles), 2),
     }, repeat)
-    print(f"{name}:")
-    for label, rate in rates.items():
-        print(f"  {label:<46} {rate:8.1f} samples/s")
-    legacy_rate, mixed, ours = list(rates.values())[:3]
-    print(f"  ratio videotk / legacy 2019 reader, per worker:  {ours / legacy_rate:5.2f}x  (target >= 1.5)")
-    print(f"  ratio videotk / legacy pickles + videotk ops:    {ours / mixed:5.2f}x")
+    for label, values in rates.items():
+        print(f"  {label:<46} {max(values):8.1f} samples/s  (best of {len(values)})")
+    legacy_rates, mixed, ours = list(rates.values())[:3]
+    print(f"  two busy processes: {median(gains):.2f}x (rounds: {' '.join(f'{g:.2f}' for g in gains)})")
+    print(f"  2 workers / 0 workers, uint8 hand-over:        {ratios(rates[two], rates[zero])}  (target >= 1.5)")
+    print(f"  2 workers float / 0 workers uint8:             "
+          f"{ratios(rates[f'videotk DataLoader, 2 workers, float, b{BATCH}'], rates[zero])}")
+    print(f"  videotk / legacy 2019 reader, per worker:      {ratios(ours, legacy_rates)}  (target >= 1.5)")
+    print(f"  videotk / legacy pickles + videotk ops:        {ratios(ours, mixed)}")
 
 
 def main() -> None:

@@ -14,11 +14,16 @@ uint8 [T, 128], "label": [ints], "nframes": min(T, 300)}``. Both then produce, p
   padding to 300 frames. Its arrays stay float64, as its reader handed them to the feeder.
 - legacy, batched: the same samples grouped by 32, stacked as float32 and copied into paddle
   tensors, as its feeder did.
-- videotk: ``YouTube8MFrames`` iterated directly (against the legacy samples), and through
-  ``paddle.io.DataLoader`` (batch 32) with 0 and 2 worker processes, which adds stacking and the
-  copy into paddle tensors (against the legacy batches).
+- videotk: ``YouTube8MFrames`` iterated directly, float samples (against the legacy samples), and
+  through ``paddle.io.DataLoader`` (batch 32) with 0 and 2 worker processes, which adds stacking
+  and the copy into paddle tensors (against the legacy batches). The DataLoader runs both ways:
+  the readers hand over the uint8 codes and this process makes the float32 features of each batch
+  (the task's inputs step, as training does), or the readers hand over float32 features.
 
-Prints samples/s of each and the ratios to the legacy reader (target: videotk >= 1.5x).
+Methods run once per round, rounds interleaved, each round starting with the two-process gain of
+the moment (``two_processes.py``). Prints samples/s of each, the 2-worker / 0-worker ratios
+(target >= 1.5x with the uint8 hand-over) beside the two-process gain, and the ratios to the
+legacy reader (target: videotk >= 1.5x).
 
 Through the DataLoader, a batch of 32 x 300 frames is 44 MB of float32 that Paddle copies into a
 newly allocated tensor; glibc serves allocations above 32 MB with a fresh mmap each time, and the
@@ -38,8 +43,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import paddle
@@ -47,7 +52,10 @@ import paddle
 from videotk.formats import open_cache
 from videotk.pipelines.youtube8m import convert_youtube8m
 from videotk.trainers.loader import make_loader
-from videotk.trainers.tasks.youtube8m import YouTube8MFrames
+from videotk.trainers.tasks.youtube8m import YouTube8MFrames, features
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from two_processes import interleaved, load, median, ratios
 
 NUM_CLASSES = 3862
 MAX_FRAMES = 300
@@ -133,24 +141,27 @@ def legacy_tensors(batch: list[tuple]) -> list[paddle.Tensor]:
 
 
 def dataset_read(cache_path: Path) -> int:
-    return sum(1 for _ in YouTube8MFrames(open_cache(cache_path), num_classes=NUM_CLASSES, max_frames=MAX_FRAMES))
+    """Float samples made in this process, as the legacy reader makes them."""
+    dataset = YouTube8MFrames(open_cache(cache_path), num_classes=NUM_CLASSES, max_frames=MAX_FRAMES, codes=False)
+    return sum(1 for _ in dataset)
 
 
-def loader_read(cache_path: Path, workers: int) -> int:
-    dataset = YouTube8MFrames(open_cache(cache_path), num_classes=NUM_CLASSES, max_frames=MAX_FRAMES)
-    loader = make_loader(dataset, batch_size=BATCH, num_workers=workers)
-    return sum(batch["rgb"].shape[0] for batch in loader)
+def loader_read(cache_path: Path, workers: int, codes: bool) -> int:
+    """Batches of the model's float32 inputs: with ``codes``, uint8 batches made float here (the
+    task's inputs step, :func:`features`); without, float32 batches made by the readers."""
+    dataset = YouTube8MFrames(open_cache(cache_path), num_classes=NUM_CLASSES, max_frames=MAX_FRAMES, codes=codes)
+    samples = 0
+    for batch in make_loader(dataset, batch_size=BATCH, num_workers=workers):
+        features(batch["audio"], batch["mask"])
+        samples += features(batch["rgb"], batch["mask"]).shape[0]
+    return samples
 
 
-def timed(label: str, call, repeat: int) -> float:
-    """Best samples/s of ``repeat`` runs of ``call`` (which returns the samples it made)."""
-    rates = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        samples = call()
-        rates.append(samples / (time.perf_counter() - start))
-    print(f"{label:<34} {max(rates):8.0f} samples/s")
-    return max(rates)
+def rate(call) -> float:
+    """Samples/s of one run of ``call`` (which returns the samples it made)."""
+    start = time.perf_counter()
+    samples = call()
+    return samples / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -158,7 +169,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--videos-per-file", type=int, default=100)
     parser.add_argument("--workdir", type=Path, default=None)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per method; the best is reported")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every method; the best is reported")
     parser.add_argument("--plain-malloc", action="store_true", help="keep glibc's default mmap thresholds")
     args = parser.parse_args()
     if not args.plain_malloc:
@@ -173,15 +184,32 @@ def main() -> None:
         pickles = write_legacy_pickles(work / "cache", work / "legacy")
         cache_mb = sum(entry["bytes"] for entry in open_cache(work / "cache").shards) / 1e6
         print(f"{args.files * args.videos_per_file} videos of 120-300 frames ({cache_mb:.0f} MB quantized) in {work}; "
-              f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}")
-        legacy = timed("legacy pickle reader", lambda: legacy_read(pickles), args.repeat)
-        legacy_fed = timed(f"legacy reader, b{BATCH} to tensors", lambda: legacy_batched(pickles), args.repeat)
-        ours = timed("videotk dataset", lambda: dataset_read(work / "cache"), args.repeat)
-        main_process = timed(f"videotk DataLoader, 0 workers, b{BATCH}", lambda: loader_read(work / "cache", 0), args.repeat)
-        two = timed(f"videotk DataLoader, 2 workers, b{BATCH}", lambda: loader_read(work / "cache", 2), args.repeat)
-        print(f"ratio videotk dataset / legacy:         {ours / legacy:5.2f}x  (target >= 1.5)")
-        print(f"ratio DataLoader 0 workers / legacy b{BATCH}: {main_process / legacy_fed:5.2f}x")
-        print(f"ratio DataLoader 2 workers / legacy b{BATCH}: {two / legacy_fed:5.2f}x")
+              f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; load {load()}")
+        cache = work / "cache"
+        methods = {
+            "legacy pickle reader": lambda: rate(lambda: legacy_read(pickles)),
+            f"legacy reader, b{BATCH} to tensors": lambda: rate(lambda: legacy_batched(pickles)),
+            "videotk dataset, float samples": lambda: rate(lambda: dataset_read(cache)),
+            f"DataLoader 0 workers, uint8, b{BATCH}": lambda: rate(lambda: loader_read(cache, 0, True)),
+            f"DataLoader 2 workers, uint8, b{BATCH}": lambda: rate(lambda: loader_read(cache, 2, True)),
+            f"DataLoader 0 workers, float, b{BATCH}": lambda: rate(lambda: loader_read(cache, 0, False)),
+            f"DataLoader 2 workers, float, b{BATCH}": lambda: rate(lambda: loader_read(cache, 2, False)),
+        }
+
+        def report(round_, figures, gain):
+            print(f"round {round_ + 1}: load {load()}, two busy processes {gain:.2f}x; "
+                  + ", ".join(f"{label} {value:.0f}" for label, value in figures.items()), flush=True)
+
+        rates, gains = interleaved(methods, args.rounds, report)
+        for label, values in rates.items():
+            print(f"{label:<38} {max(values):8.0f} samples/s  (best of {len(values)})")
+        zero, two = rates[f"DataLoader 0 workers, uint8, b{BATCH}"], rates[f"DataLoader 2 workers, uint8, b{BATCH}"]
+        print(f"two busy processes: {median(gains):.2f}x (rounds: {' '.join(f'{g:.2f}' for g in gains)})")
+        print(f"2 workers / 0 workers, uint8 hand-over: {ratios(two, zero)}  (target >= 1.5)")
+        print(f"2 workers / 0 workers, float hand-over: "
+              f"{ratios(rates[f'DataLoader 2 workers, float, b{BATCH}'], rates[f'DataLoader 0 workers, float, b{BATCH}'])}")
+        print(f"videotk dataset / legacy:               {ratios(rates['videotk dataset, float samples'], rates['legacy pickle reader'])}")
+        print(f"DataLoader 0 workers / legacy b{BATCH}:     {ratios(zero, rates[f'legacy reader, b{BATCH} to tensors'])}")
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -47,3 +47,27 @@ def load() -> str:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def interleaved(methods: dict, rounds: int, report=None) -> tuple[dict[str, list[float]], list[float]]:
+    """Run every method of ``methods`` (label -> a call returning its figure) once per round,
+    rounds one after the other, with :func:`two_process_gain` measured at the start of each round.
+
+    Returns ``({label: [figure of each round]}, [gain of each round])``; ``report(round, figures,
+    gain)`` is called after each round.
+    """
+    figures: dict[str, list[float]] = {label: [] for label in methods}
+    gains = []
+    for round_ in range(rounds):
+        gains.append(two_process_gain())
+        for label, call in methods.items():
+            figures[label].append(call())
+        if report is not None:
+            report(round_, {label: values[-1] for label, values in figures.items()}, gains[-1])
+    return figures, gains
+
+
+def ratios(top: list[float], bottom: list[float]) -> str:
+    """``"median (each round)"`` of the per-round ratios ``top / bottom``."""
+    values = [a / b for a, b in zip(top, bottom)]
+    return f"{median(values):5.2f}x  (rounds: {' '.join(f'{v:.2f}' for v in values)})"
