@@ -18,7 +18,8 @@ uint8 [T, 128], "label": [ints], "nframes": min(T, 300)}``. Both then produce, p
   through ``paddle.io.DataLoader`` (batch 32) with 0 and 2 worker processes, which adds stacking
   and the copy into paddle tensors (against the legacy batches). The DataLoader runs both ways:
   the readers hand over the uint8 codes and this process makes the float32 features of each batch
-  (the task's inputs step, as training does), or the readers hand over float32 features.
+  (the task's inputs step, as training does; "batches only": without it, what the loader delivers),
+  or the readers hand over float32 features.
 
 Methods run once per round, rounds interleaved, each round starting with the two-process gain of
 the moment (``two_processes.py``). Prints samples/s of each, the 2-worker / 0-worker ratios
@@ -146,14 +147,25 @@ def dataset_read(cache_path: Path) -> int:
     return sum(1 for _ in dataset)
 
 
-def loader_read(cache_path: Path, workers: int, codes: bool) -> int:
+#: samples/s of each loader run counted from its first batch on: (workers, uint8, convert) -> runs;
+#: starting the worker processes (each epoch) is left out, as it is in a long epoch
+AFTER_FIRST_BATCH: dict[tuple, list[float]] = {}
+
+
+def loader_read(cache_path: Path, workers: int, codes: bool, convert: bool = True) -> int:
     """Batches of the model's float32 inputs: with ``codes``, uint8 batches made float here (the
-    task's inputs step, :func:`features`); without, float32 batches made by the readers."""
+    task's inputs step, :func:`features`; not with ``convert=False``: the batches as the loader
+    delivers them); without, float32 batches made by the readers."""
     dataset = YouTube8MFrames(open_cache(cache_path), num_classes=NUM_CLASSES, max_frames=MAX_FRAMES, codes=codes)
-    samples = 0
+    samples = first = 0
     for batch in make_loader(dataset, batch_size=BATCH, num_workers=workers):
-        features(batch["audio"], batch["mask"])
-        samples += features(batch["rgb"], batch["mask"]).shape[0]
+        if convert:
+            features(batch["audio"], batch["mask"])
+            features(batch["rgb"], batch["mask"])
+        if not samples:
+            first, start = batch["rgb"].shape[0], time.perf_counter()
+        samples += batch["rgb"].shape[0]
+    AFTER_FIRST_BATCH.setdefault((workers, codes, convert), []).append((samples - first) / (time.perf_counter() - start))
     return samples
 
 
@@ -192,6 +204,8 @@ def main() -> None:
             "videotk dataset, float samples": lambda: rate(lambda: dataset_read(cache)),
             f"DataLoader 0 workers, uint8, b{BATCH}": lambda: rate(lambda: loader_read(cache, 0, True)),
             f"DataLoader 2 workers, uint8, b{BATCH}": lambda: rate(lambda: loader_read(cache, 2, True)),
+            f"DataLoader 0 workers, uint8 batches only, b{BATCH}": lambda: rate(lambda: loader_read(cache, 0, True, False)),
+            f"DataLoader 2 workers, uint8 batches only, b{BATCH}": lambda: rate(lambda: loader_read(cache, 2, True, False)),
             f"DataLoader 0 workers, float, b{BATCH}": lambda: rate(lambda: loader_read(cache, 0, False)),
             f"DataLoader 2 workers, float, b{BATCH}": lambda: rate(lambda: loader_read(cache, 2, False)),
         }
@@ -206,6 +220,12 @@ def main() -> None:
         zero, two = rates[f"DataLoader 0 workers, uint8, b{BATCH}"], rates[f"DataLoader 2 workers, uint8, b{BATCH}"]
         print(f"two busy processes: {median(gains):.2f}x (rounds: {' '.join(f'{g:.2f}' for g in gains)})")
         print(f"2 workers / 0 workers, uint8 hand-over: {ratios(two, zero)}  (target >= 1.5)")
+        print(f"2 workers / 0 workers, uint8 batches only: "
+              f"{ratios(rates[f'DataLoader 2 workers, uint8 batches only, b{BATCH}'], rates[f'DataLoader 0 workers, uint8 batches only, b{BATCH}'])}")
+        steady = AFTER_FIRST_BATCH
+        print(f"2 workers / 0 workers, uint8 hand-over, after the first batch: {ratios(steady[2, True, True], steady[0, True, True])}"
+              f"  ({max(steady[2, True, True]):.0f} / {max(steady[0, True, True]):.0f} samples/s)")
+        print(f"2 workers / 0 workers, float hand-over, after the first batch: {ratios(steady[2, False, True], steady[0, False, True])}")
         print(f"2 workers / 0 workers, float hand-over: "
               f"{ratios(rates[f'DataLoader 2 workers, float, b{BATCH}'], rates[f'DataLoader 0 workers, float, b{BATCH}'])}")
         print(f"videotk dataset / legacy:               {ratios(rates['videotk dataset, float samples'], rates['legacy pickle reader'])}")
