@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import statistics
+import subprocess
 import sys
 import time
 import types
@@ -222,6 +223,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(BATCH), choices=list(BATCH))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--quiet-header", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--static", action="store_true",
                         help="also time videotk's models with their forward under paddle.jit.to_static")
     parser.add_argument("--batch", type=int, default=None, help="samples per step for every model "
@@ -230,12 +232,19 @@ def main() -> None:
     if args.reference is not None and not (args.reference / "paddlevideo" / "modeling").is_dir():
         sys.exit(f"--reference {args.reference}: no paddlevideo/modeling there (give a PaddleVideo 2.x checkout)")
 
+    if not args.quiet_header:
+        print(f"one training step, {args.threads} Paddle thread(s), median of {args.repeats} after a warm-up")
+        print(f"{'model':<15} {'batch':>5} {'parameters':>12} {'videotk s':>10} {'reference s':>12} {'ratio':>6}",
+              flush=True)
+    if len(args.models) > 1:  # one process per model: the reference names its parameters, which may not repeat
+        rest = [a for a in sys.argv[1:] if a not in args.models and a != "--models"]
+        for model in args.models:
+            subprocess.run([sys.executable, __file__, "--models", model, "--quiet-header", *rest], check=True)
+        return
     from videotk.models import count_parameters
 
     paddle.set_device("cpu")
     paddle.base.core.set_num_threads(args.threads)
-    print(f"one training step, {args.threads} Paddle thread(s), median of {args.repeats} after a warm-up")
-    print(f"{'model':<15} {'batch':>5} {'parameters':>12} {'videotk s':>10} {'reference s':>12} {'ratio':>6}")
     for model in args.models:
         batch = args.batch or BATCH[model]
         paddle.seed(0)
