@@ -11,6 +11,7 @@ import pytest
 from videotk.evaluators import CaptioningEvaluator
 from videotk.evaluators.captioning import (
     JAVA_MISSING,
+    JAVA_OFF,
     Reference,
     ptb_tokenize,
     python_tokenize,
@@ -112,6 +113,11 @@ def test_java_missing_keeps_the_other_metrics(monkeypatch, tmp_path, caplog):
     assert "meteor" not in summary
     assert summary["bleu_4"] == pytest.approx(1.0, abs=1e-6)
     assert JAVA_MISSING in caplog.text
+
+
+def test_java_switched_off_says_so_rather_than_missing():
+    evaluator = CaptioningEvaluator(java=False)
+    assert not evaluator.java and evaluator.warning == JAVA_OFF
 
 
 @needs_java

@@ -51,6 +51,8 @@ BLEU_KEYS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4")
 JAVA_MISSING = ("java is not on PATH: captioning METEOR is left out and sentences are tokenised by a Python "
                 "approximation of the PTB tokenizer; install a Java runtime (e.g. openjdk-17-jre-headless) for "
                 "the reference metrics")
+JAVA_OFF = ("Java is switched off (eval.java false): captioning METEOR is left out and sentences are tokenised by "
+            "a Python approximation of the PTB tokenizer")
 PTB_JAR = os.path.join(os.path.dirname(ptbtokenizer.__file__), ptbtokenizer.STANFORD_CORENLP_3_4_1_JAR)
 PUNCTUATION = frozenset(ptbtokenizer.PUNCTUATIONS)
 
@@ -168,12 +170,15 @@ class CaptioningEvaluator:
     def __init__(self, *, tious: Sequence[float] = TIOUS, seed: int = 0, java: bool | None = None):
         self.tious, self.seed = tuple(tious), seed
         self.java = java_available() if java is None else java
+        self._asked_off = java is False
         self.reset()
 
     @property
     def warning(self) -> str | None:
         """One line to show the user when the metrics are not the reference ones, else None."""
-        return None if self.java else JAVA_MISSING
+        if self.java:
+            return None
+        return JAVA_OFF if self._asked_off else JAVA_MISSING
 
     def reset(self) -> None:
         """Forget every video seen."""
