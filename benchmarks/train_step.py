@@ -217,6 +217,17 @@ def timer(model: str, layer, loss: Callable[[], paddle.Tensor]) -> Callable[[], 
     return step
 
 
+def interleaved(steps: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
+    """Seconds of ``repeats`` calls of each step, taken in turns after one warm-up call each."""
+    for step in steps.values():
+        step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            times[name].append(step())
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reference", type=Path, default=None, help="a PaddleVideo 2.x checkout")
@@ -253,20 +264,14 @@ def main() -> None:
             sides["static"] = videotk_step(model, batch, static=True)
         if args.reference is not None:
             sides["reference"] = reference_step(args.reference, model, batch)
-        steps = {name: timer(model, layer, loss) for name, (layer, loss) in sides.items()}
-        times: dict[str, list[float]] = {name: [] for name in steps}
-        for step in steps.values():
-            step()
-        for _ in range(args.repeats):
-            for name, step in steps.items():
-                times[name].append(step())
+        times = interleaved({name: timer(model, layer, loss) for name, (layer, loss) in sides.items()}, args.repeats)
         ours = statistics.median(times["videotk"])
         theirs = statistics.median(times["reference"]) if "reference" in times else None
         counts = {count_parameters(layer) for layer, _ in sides.values()}
         static = f"  to_static {statistics.median(times['static']):.2f} s" if "static" in times else ""
         print(f"{model:<15} {batch:>5} {'/'.join(f'{c:,}' for c in sorted(counts)):>12} {ours:>10.2f} "
               + (f"{theirs:>12.2f} {theirs / ours:>5.2f}x" if theirs else f"{'-':>12} {'-':>6}") + static, flush=True)
-        del sides, steps
+        del sides
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import paddle
 
-from train_step import reference_step, timer, videotk_step
+from train_step import interleaved, reference_step, timer, videotk_step
 
 
 def loader_rates(batch: int, videos: int) -> dict[int, float]:
@@ -69,13 +69,7 @@ def main() -> None:
     sides = {"videotk": videotk_step("bmn", args.batch)}
     if args.reference is not None:
         sides["reference"] = reference_step(args.reference, "bmn", args.batch)
-    steps = {name: timer("bmn", layer, loss) for name, (layer, loss) in sides.items()}
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for step in steps.values():
-        step()
-    for _ in range(args.repeats):
-        for name, step in steps.items():
-            times[name].append(step())
+    times = interleaved({name: timer("bmn", layer, loss) for name, (layer, loss) in sides.items()}, args.repeats)
     print(f"BMN training step, input [{args.batch}, 400, 100], {args.threads} thread(s), median of {args.repeats}")
     for name, values in times.items():
         print(f"{name:<10} {statistics.median(values):7.2f} s/step (min {min(values):.2f}, max {max(values):.2f})")

@@ -36,7 +36,6 @@ import logging
 import math
 import os
 import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +45,8 @@ import numpy as np
 from ..formats.manifest import error_entry
 from ..formats.schema import anet_captions_columns
 from .legacy_pickle import LegacyPickleError, load_legacy_pickle
-from .runner import JobSpec, Summary, Task, UnreadableSource, check_readable, file_identity, run_job, task_key
+from .runner import (JobSpec, Summary, Task, UnreadableSource, check_readable, common_width, file_identity, run_job,
+                     task_key)
 from .text import MIN_COUNT, TOKENIZER, Vocabulary, build_vocabulary, tokenize
 
 log = logging.getLogger(__name__)
@@ -319,17 +319,17 @@ def assign_features(videos: dict[str, Video], files: dict[str, list[str]], capti
 def feature_dim(root: Path, videos: list[Video], sample: int = WIDTH_SAMPLE) -> int:
     """``D`` of most of the first ``sample`` videos whose features can be read (so one misshapen
     file does not decide it); FeaturesError when none can be read."""
-    widths, first_problem = [], None
-    for video in videos:
-        try:
-            widths.append(read_features(root / video.feature, video.id).shape[1])
-        except FeatureFileError as exc:
-            first_problem = first_problem or f"{video.feature}: {exc.reason}"
-        if len(widths) == sample:
-            break
-    if not widths:
+    def probes():
+        for video in videos:
+            try:
+                yield read_features(root / video.feature, video.id).shape[1]
+            except FeatureFileError as exc:
+                yield f"{video.feature}: {exc.reason}"
+
+    width, first_problem = common_width(probes(), sample)
+    if width is None:
         raise FeaturesError(f"--features {root}: no feature file of a captioned video can be read ({first_problem})")
-    return Counter(widths).most_common(1)[0][0]
+    return width
 
 
 def convert_anet_captions(

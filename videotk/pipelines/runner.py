@@ -17,6 +17,7 @@ into, and what ``overwrite`` removes, is :mod:`videotk.formats.folder`'s busines
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 import hashlib
 import json
 import logging
@@ -125,6 +126,22 @@ def file_identity(path: str | os.PathLike) -> tuple[str, int, int]:
 
 class UnreadableSource(ValueError):
     """A job's input folder or file cannot be read at all."""
+
+
+def common_width(probes: Iterable[int | str], sample: int) -> tuple[int | None, str | None]:
+    """``(width, first problem)``: the most common of the first ``sample`` widths among ``probes``,
+    which yield a width for each input they could read and a problem (text) for each they could
+    not; so one misshapen file does not set the width of the others. The width is None when no
+    input could be read."""
+    widths, first_problem = [], None
+    for probe in probes:
+        if isinstance(probe, str):
+            first_problem = first_problem or probe
+            continue
+        widths.append(probe)
+        if len(widths) == sample:
+            break
+    return (Counter(widths).most_common(1)[0][0] if widths else None), first_problem
 
 
 def check_readable(path: Path, option: str = "--src") -> None:

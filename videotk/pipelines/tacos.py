@@ -40,7 +40,6 @@ import json
 import logging
 import os
 import re
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +48,7 @@ import numpy as np
 from ..formats.manifest import error_entry
 from ..formats.schema import tacos_columns
 from .legacy_pickle import LegacyPickleError, load_legacy_pickle
-from .runner import JobSpec, Summary, Task, UnreadableSource, check_readable, run_job, task_key
+from .runner import JobSpec, Summary, Task, UnreadableSource, check_readable, common_width, run_job, task_key
 
 log = logging.getLogger(__name__)
 
@@ -302,19 +301,19 @@ def read_window(path: str | os.PathLike) -> np.ndarray:
 def window_dim(root: Path, movies: list[Movie], sample: int = WIDTH_SAMPLE) -> int:
     """``D`` of most of the first readable window files of up to ``sample`` movies (so one
     misshapen file does not decide it); FeaturesError when none can be read."""
-    widths, first_problem = [], None
-    for movie in movies:
-        for window in movie.windows:
-            try:
-                widths.append(read_window(root / window.file).shape[0])
-                break
-            except (OSError, ValueError) as exc:
-                first_problem = first_problem or f"{window.file}: {exc}"
-        if len(widths) == sample:
-            break
-    if not widths:
+    def probes():
+        for movie in movies:
+            for window in movie.windows:
+                try:
+                    yield read_window(root / window.file).shape[0]
+                    break  # one readable window per movie
+                except (OSError, ValueError) as exc:
+                    yield f"{window.file}: {exc}"
+
+    width, first_problem = common_width(probes(), sample)
+    if width is None:
         raise FeaturesError(f"--features {root}: no window file of an annotated movie can be read ({first_problem})")
-    return Counter(widths).most_common(1)[0][0]
+    return width
 
 
 def convert_tacos(
