@@ -1,14 +1,16 @@
-"""Batches of a cache dataset through ``paddle.io.DataLoader``, with an exact step count and with
-errors that end the run instead of hanging it.
+"""Batches of a cache dataset, with an exact step count and with errors that end the run instead of
+hanging it: from worker processes that hand batches over through shared memory
+(:mod:`videotk.trainers.workers`), or with 0 workers (and where those workers do not run) through
+``paddle.io.DataLoader``.
 
-Every reader (a DataLoader worker, or the loader's own thread with 0 workers) batches its own
+Every reader (a worker, or the DataLoader's own thread with 0 workers) batches its own
 share of the records, so an epoch runs ``sum(ceil(samples_of_reader / batch_size))`` batches:
 :attr:`Loader.steps` is that number, computed from the reading plan before the epoch starts.
 
 An exception inside a reader would otherwise end that worker with a traceback on stderr and leave
 the main process with an opaque "blocking queue is killed" error (or, with 0 workers, waiting
 forever). Here the dataset catches it and passes its message on in place of a batch; the main
-process raises it as :class:`DataError`.
+process raises it as :class:`DataError`, as it does when a worker process dies.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 import paddle
 from paddle.io.dataloader.collate import default_collate_fn
 
-from . import stop
+from . import stop, workers
 
 FAILURE_KEY = "__reader_failure__"
 
@@ -39,17 +41,25 @@ class SampleFailure:
 
 def collate(samples: list) -> dict:
     """Paddle's default collation, or the failure of the first :class:`SampleFailure` among ``samples``."""
+    reason = failure_of(samples)
+    if reason is not None:
+        return {FAILURE_KEY: np.frombuffer(reason.encode("utf-8"), np.uint8).copy()}
+    return default_collate_fn(samples)
+
+
+def failure_of(samples: list) -> str | None:
+    """The reason of the first :class:`SampleFailure` among ``samples``, or None."""
     for sample in samples:
         if isinstance(sample, SampleFailure):
-            return {FAILURE_KEY: np.frombuffer(sample.message.encode("utf-8"), np.uint8).copy()}
-    return default_collate_fn(samples)
+            return sample.message
+    return None
 
 
 class Loader:
     """Iterates the batches of one epoch; ``len()`` and :attr:`steps` are their exact number,
     :attr:`samples` the samples in them."""
 
-    def __init__(self, dataloader: paddle.io.DataLoader, steps: int, samples: int):
+    def __init__(self, dataloader, steps: int, samples: int):
         self.dataloader = dataloader
         self.steps = steps
         self.samples = samples
@@ -65,8 +75,16 @@ class Loader:
             yield batch
 
 
-def make_loader(dataset, *, batch_size: int, num_workers: int) -> Loader:
-    """A :class:`Loader` of ``dataset`` (a :class:`~videotk.trainers.sharding.CacheDataset`)."""
-    dataloader = paddle.io.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate)
+def make_loader(dataset, *, batch_size: int, num_workers: int, paddle_workers: bool = False) -> Loader:
+    """A :class:`Loader` of ``dataset`` (a :class:`~videotk.trainers.sharding.CacheDataset`).
+
+    With workers, they are videotk's (:class:`~videotk.trainers.workers.ProcessBatches`), or
+    ``paddle.io.DataLoader``'s with ``paddle_workers`` or where those do not run."""
+    if num_workers > 0 and not paddle_workers and workers.available():
+        dataloader = workers.ProcessBatches(dataset, batch_size=batch_size, num_workers=num_workers,
+                                            convert=paddle.to_tensor, failure=failure_of, error=DataError)
+    else:
+        dataloader = paddle.io.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
+                                          collate_fn=collate)
     sizes = dataset.reader_samples(max(num_workers, 1))
     return Loader(dataloader, sum(math.ceil(size / batch_size) for size in sizes), sum(sizes))

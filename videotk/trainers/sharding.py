@@ -1,6 +1,6 @@
 """Deterministic, shard-aware reading plans: which records each reader reads in an epoch.
 
-A *reader* is one DataLoader worker of one ``paddle.distributed`` rank: there are
+A *reader* is one loader worker of one ``paddle.distributed`` rank: there are
 ``world_size x num_workers`` readers and reader ``rank * num_workers + worker`` is the
 :attr:`ReaderSlot.index`. Every rank computes the same plan from the manifest's shard sizes, the
 seed and the epoch, and in one epoch each record goes to exactly one reader:
@@ -35,6 +35,7 @@ import paddle
 
 from ..formats import Cache, open_shard_reader
 from .loader import SampleFailure
+from .workers import worker_info
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +82,11 @@ class ReaderSlot:
 
 def current_reader(rank: int | None = None, world_size: int | None = None) -> ReaderSlot:
     """The calling process's slot: rank and world size from ``paddle.distributed`` unless given,
-    worker from ``paddle.io.get_worker_info()`` (worker 0 of 1 outside DataLoader workers)."""
+    worker from :func:`videotk.trainers.workers.worker_info` or ``paddle.io.get_worker_info()``
+    (worker 0 of 1 outside the loaders' workers)."""
     rank = paddle.distributed.get_rank() if rank is None else rank
     world_size = paddle.distributed.get_world_size() if world_size is None else world_size
-    info = paddle.io.get_worker_info()
+    info = worker_info() or paddle.io.get_worker_info()
     if info is None:
         return ReaderSlot(rank, world_size)
     return ReaderSlot(rank, world_size, info.id, info.num_workers)
