@@ -93,14 +93,23 @@ def _codes(record: dict, key: str, width: int, frames: int) -> np.ndarray:
 def features(codes: paddle.Tensor, mask: paddle.Tensor, *, dequantize: bool = True) -> paddle.Tensor:
     """float32 ``[N, T, D]`` of a batch of uint8 ``codes`` ``[N, T, D]``: dequantized (the formula of
     :func:`~videotk.formats.schema.dequantize_youtube8m`, in the same float32 steps) or the raw
-    codes, times ``mask`` ``[N, T]`` (0 in padding). Float ``codes`` (features made by the
-    dataset with ``codes=False``) pass unchanged."""
+    codes, with zero rows where ``mask`` ``[N, T]`` is 0 (padding; the mask is 0 or 1). Float
+    ``codes`` (features made by the dataset with ``codes=False``) pass unchanged.
+
+    The padding rows are overwritten with zeros (a scatter of the rows ``mask`` marks) rather than
+    multiplied by the mask: on the CPU the broadcast multiplication cost as much as the cast and
+    the scaling together (``docs/benchmarks.md``)."""
     if codes.dtype != paddle.uint8:
         return codes
     values = codes.astype("float32")
     if dequantize:
         values.scale_(float(DEQUANTIZE_SCALE), float(DEQUANTIZE_BIAS))  # in place: one pass, no new tensor
-    return values.multiply_(mask.unsqueeze(-1))
+    padding = paddle.nonzero(mask.reshape([-1]) == 0).reshape([-1])
+    if padding.shape[0] == 0:
+        return values
+    width = values.shape[-1]
+    rows = paddle.scatter_(values.reshape([-1, width]), padding, paddle.zeros([padding.shape[0], width], "float32"))
+    return rows.reshape(values.shape)
 
 
 class YouTube8MFrames(CacheDataset):
