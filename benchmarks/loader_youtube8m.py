@@ -53,7 +53,7 @@ import paddle
 from videotk.formats import open_cache
 from videotk.pipelines.youtube8m import convert_youtube8m
 from videotk.trainers.loader import make_loader
-from videotk.trainers.tasks.youtube8m import YouTube8MFrames, features
+from videotk.trainers.tasks.youtube8m import DEQUANTIZE_BIAS, DEQUANTIZE_SCALE, YouTube8MFrames, features
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from two_processes import interleaved, load, median, ratios
@@ -150,23 +150,56 @@ def dataset_read(cache_path: Path) -> int:
 #: samples/s of each loader run counted from its first batch on: (workers, uint8, convert) -> runs;
 #: starting the worker processes (each epoch) is left out, as it is in a long epoch
 AFTER_FIRST_BATCH: dict[tuple, list[float]] = {}
+#: seconds from asking for the epoch's batches to the first one, same keys
+FIRST_BATCH: dict[tuple, list[float]] = {}
 
 
-def loader_read(cache_path: Path, workers: int, codes: bool, convert: bool = True) -> int:
+def loader_read(cache_path: Path, workers: int, codes: bool, convert: bool = True, paddle_workers: bool = False) -> int:
     """Batches of the model's float32 inputs: with ``codes``, uint8 batches made float here (the
     task's inputs step, :func:`features`; not with ``convert=False``: the batches as the loader
     delivers them); without, float32 batches made by the readers."""
     dataset = YouTube8MFrames(open_cache(cache_path), num_classes=NUM_CLASSES, max_frames=MAX_FRAMES, codes=codes)
     samples = first = 0
-    for batch in make_loader(dataset, batch_size=BATCH, num_workers=workers):
+    begin = time.perf_counter()
+    for batch in make_loader(dataset, batch_size=BATCH, num_workers=workers, paddle_workers=paddle_workers):
         if convert:
             features(batch["audio"], batch["mask"])
             features(batch["rgb"], batch["mask"])
         if not samples:
             first, start = batch["rgb"].shape[0], time.perf_counter()
+            FIRST_BATCH.setdefault((workers, codes, convert, paddle_workers), []).append(start - begin)
         samples += batch["rgb"].shape[0]
-    AFTER_FIRST_BATCH.setdefault((workers, codes, convert), []).append((samples - first) / (time.perf_counter() - start))
+    AFTER_FIRST_BATCH.setdefault((workers, codes, convert, paddle_workers), []).append((samples - first) / (time.perf_counter() - start))
     return samples
+
+
+def features_times(cache_path: Path, repeat: int = 5) -> dict[str, float]:
+    """Best ms per batch of making the float32 rgb and audio features of uint8 batches already in
+    memory: the task's step (padding rows zeroed by a scatter) and a broadcast multiply by the mask
+    (the step before), with the same values."""
+    dataset = YouTube8MFrames(open_cache(cache_path), num_classes=NUM_CLASSES, max_frames=MAX_FRAMES, codes=True)
+    batches = list(make_loader(dataset, batch_size=BATCH, num_workers=0))
+
+    def multiplied(codes, mask):
+        values = codes.astype("float32")
+        values.scale_(float(DEQUANTIZE_SCALE), float(DEQUANTIZE_BIAS))
+        return values.multiply_(mask.unsqueeze(-1))
+
+    ways = {"scatter into the padding rows (videotk)": features, "multiply by the mask": multiplied}
+    for batch in batches[:2]:
+        for key in ("rgb", "audio"):
+            assert np.array_equal(features(batch[key], batch["mask"]).numpy(), multiplied(batch[key], batch["mask"]).numpy())
+    times = {}
+    for label, way in ways.items():
+        best = float("inf")
+        for _ in range(repeat):
+            start = time.perf_counter()
+            for batch in batches:
+                way(batch["rgb"], batch["mask"])
+                way(batch["audio"], batch["mask"])
+            best = min(best, (time.perf_counter() - start) / len(batches))
+        times[label] = best * 1e3
+    return times
 
 
 def rate(call) -> float:
@@ -208,6 +241,9 @@ def main() -> None:
             f"DataLoader 2 workers, uint8 batches only, b{BATCH}": lambda: rate(lambda: loader_read(cache, 2, True, False)),
             f"DataLoader 0 workers, float, b{BATCH}": lambda: rate(lambda: loader_read(cache, 0, False)),
             f"DataLoader 2 workers, float, b{BATCH}": lambda: rate(lambda: loader_read(cache, 2, False)),
+            f"Paddle's DataLoader workers, 2, uint8, b{BATCH}": lambda: rate(lambda: loader_read(cache, 2, True, True, True)),
+            f"Paddle's DataLoader workers, 2, uint8 batches only, b{BATCH}":
+                lambda: rate(lambda: loader_read(cache, 2, True, False, True)),
         }
 
         def report(round_, figures, gain):
@@ -223,11 +259,25 @@ def main() -> None:
         print(f"2 workers / 0 workers, uint8 batches only: "
               f"{ratios(rates[f'DataLoader 2 workers, uint8 batches only, b{BATCH}'], rates[f'DataLoader 0 workers, uint8 batches only, b{BATCH}'])}")
         steady = AFTER_FIRST_BATCH
-        print(f"2 workers / 0 workers, uint8 hand-over, after the first batch: {ratios(steady[2, True, True], steady[0, True, True])}"
-              f"  ({max(steady[2, True, True]):.0f} / {max(steady[0, True, True]):.0f} samples/s)")
-        print(f"2 workers / 0 workers, float hand-over, after the first batch: {ratios(steady[2, False, True], steady[0, False, True])}")
+        two_steady, zero_steady = steady[2, True, True, False], steady[0, True, True, False]
+        print(f"2 workers / 0 workers, uint8 hand-over, after the first batch: {ratios(two_steady, zero_steady)}"
+              f"  ({max(two_steady):.0f} / {max(zero_steady):.0f} samples/s)  (target >= 1.5)")
+        print(f"2 workers / 0 workers, uint8 batches only, after the first batch: "
+              f"{ratios(steady[2, True, False, False], steady[0, True, False, False])}")
+        print("first batch of an epoch after (median s): "
+              + ", ".join(f"{label} {median(FIRST_BATCH[key]):.3f}" for label, key in
+                          [("0 workers", (0, True, True, False)), ("2 workers", (2, True, True, False)),
+                           ("Paddle's 2 workers", (2, True, True, True))]))
+        print(f"Paddle's 2 workers / 0 workers, uint8 hand-over, after the first batch: "
+              f"{ratios(steady[2, True, True, True], zero_steady)}")
+        print(f"Paddle's 2 workers / 0 workers, uint8 batches only, after the first batch: "
+              f"{ratios(steady[2, True, False, True], steady[0, True, False, False])}")
+        print(f"2 workers / 0 workers, float hand-over, after the first batch: "
+              f"{ratios(steady[2, False, True, False], steady[0, False, True, False])}")
         print(f"2 workers / 0 workers, float hand-over: "
               f"{ratios(rates[f'DataLoader 2 workers, float, b{BATCH}'], rates[f'DataLoader 0 workers, float, b{BATCH}'])}")
+        for label, ms in features_times(cache).items():
+            print(f"float32 features of a uint8 batch, {label}: {ms:.1f} ms (best of 5)")
         print(f"videotk dataset / legacy:               {ratios(rates['videotk dataset, float samples'], rates['legacy pickle reader'])}")
         print(f"DataLoader 0 workers / legacy b{BATCH}:     {ratios(zero, rates[f'legacy reader, b{BATCH} to tensors'])}")
     finally:
