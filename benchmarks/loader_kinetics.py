@@ -52,6 +52,7 @@ import os
 import pickle
 import platform
 import random
+import resource
 import shutil
 import sys
 import tempfile
@@ -187,6 +188,14 @@ def dataset_read(cache_path: Path, settings: dict, epoch: int) -> int:
 AFTER_FIRST_BATCH: dict[tuple, list[float]] = {}
 #: seconds from asking for the epoch's batches to the first one, same keys
 FIRST_BATCH: dict[tuple, list[float]] = {}
+#: cores kept busy over a whole run (CPU seconds / wall seconds): (this process, its workers), same keys
+CORES: dict[tuple, list[tuple[float, float]]] = {}
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """CPU seconds so far of this process and of its children that have ended."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
 
 
 def loader_read(cache_path: Path, settings: dict, workers: int, uint8: bool, convert: bool = True,
@@ -196,7 +205,7 @@ def loader_read(cache_path: Path, settings: dict, workers: int, uint8: bool, con
     delivers them); without, float32 batches made by the readers."""
     dataset = clips(cache_path, settings, train=True, normalized=not uint8)
     samples = first = 0
-    begin = time.perf_counter()
+    begin, cpu_begin = time.perf_counter(), cpu_seconds()
     for batch in make_loader(dataset, batch_size=BATCH, num_workers=workers, paddle_workers=paddle_workers):
         if convert:
             normalized(batch["frames"], dataset.sampler.layout)
@@ -205,6 +214,8 @@ def loader_read(cache_path: Path, settings: dict, workers: int, uint8: bool, con
             FIRST_BATCH.setdefault((workers, uint8, convert, paddle_workers), []).append(start - begin)
         samples += batch["frames"].shape[0]
     AFTER_FIRST_BATCH.setdefault((workers, uint8, convert, paddle_workers), []).append((samples - first) / (time.perf_counter() - start))
+    wall, (own, children) = time.perf_counter() - begin, cpu_seconds()
+    CORES.setdefault((workers, uint8, convert, paddle_workers), []).append(((own - cpu_begin[0]) / wall, (children - cpu_begin[1]) / wall))
     return samples
 
 
@@ -320,6 +331,10 @@ def compare(name: str, settings: dict, cache: Path, pickles: list[Path], repeat:
           + ", ".join(f"{label} {median(first[key]):.3f}" for label, key in
                       [("0 workers", (0, True, True, False)), ("2 workers", (2, True, True, False)),
                        ("Paddle's 2 workers", (2, True, True, True))]))
+    print("  cores kept busy (median; this process + its workers): " + ", ".join(
+        f"{label} {median([c[0] for c in CORES[key][-repeat:]]):.2f} + {median([c[1] for c in CORES[key][-repeat:]]):.2f}"
+        for label, key in [("0 workers", (0, True, True, False)), ("2 workers", (2, True, True, False)),
+                           ("Paddle's 2 workers", (2, True, True, True))]))
     print(f"  Paddle's 2 workers / 0 workers, uint8, after the first batch: "
           f"{ratios(steady[2, True, True, True], steady[0, True, True, False])}")
     print(f"  2 workers float / 0 workers uint8:             "

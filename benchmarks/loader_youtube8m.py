@@ -39,6 +39,7 @@ import argparse
 import os
 import pickle
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -152,6 +153,14 @@ def dataset_read(cache_path: Path) -> int:
 AFTER_FIRST_BATCH: dict[tuple, list[float]] = {}
 #: seconds from asking for the epoch's batches to the first one, same keys
 FIRST_BATCH: dict[tuple, list[float]] = {}
+#: cores kept busy over a whole run (CPU seconds / wall seconds): (this process, its workers), same keys
+CORES: dict[tuple, list[tuple[float, float]]] = {}
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """CPU seconds so far of this process and of its children that have ended."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
 
 
 def loader_read(cache_path: Path, workers: int, codes: bool, convert: bool = True, paddle_workers: bool = False) -> int:
@@ -160,7 +169,7 @@ def loader_read(cache_path: Path, workers: int, codes: bool, convert: bool = Tru
     delivers them); without, float32 batches made by the readers."""
     dataset = YouTube8MFrames(open_cache(cache_path), num_classes=NUM_CLASSES, max_frames=MAX_FRAMES, codes=codes)
     samples = first = 0
-    begin = time.perf_counter()
+    begin, cpu_begin = time.perf_counter(), cpu_seconds()
     for batch in make_loader(dataset, batch_size=BATCH, num_workers=workers, paddle_workers=paddle_workers):
         if convert:
             features(batch["audio"], batch["mask"])
@@ -170,6 +179,8 @@ def loader_read(cache_path: Path, workers: int, codes: bool, convert: bool = Tru
             FIRST_BATCH.setdefault((workers, codes, convert, paddle_workers), []).append(start - begin)
         samples += batch["rgb"].shape[0]
     AFTER_FIRST_BATCH.setdefault((workers, codes, convert, paddle_workers), []).append((samples - first) / (time.perf_counter() - start))
+    wall, (own, children) = time.perf_counter() - begin, cpu_seconds()
+    CORES.setdefault((workers, codes, convert, paddle_workers), []).append(((own - cpu_begin[0]) / wall, (children - cpu_begin[1]) / wall))
     return samples
 
 
@@ -268,6 +279,10 @@ def main() -> None:
               + ", ".join(f"{label} {median(FIRST_BATCH[key]):.3f}" for label, key in
                           [("0 workers", (0, True, True, False)), ("2 workers", (2, True, True, False)),
                            ("Paddle's 2 workers", (2, True, True, True))]))
+        print("cores kept busy (median; this process + its workers): " + ", ".join(
+            f"{label} {median([c[0] for c in CORES[key]]):.2f} + {median([c[1] for c in CORES[key]]):.2f}"
+            for label, key in [("0 workers", (0, True, True, False)), ("2 workers", (2, True, True, False)),
+                               ("Paddle's 2 workers", (2, True, True, True))]))
         print(f"Paddle's 2 workers / 0 workers, uint8 hand-over, after the first batch: "
               f"{ratios(steady[2, True, True, True], zero_steady)}")
         print(f"Paddle's 2 workers / 0 workers, uint8 batches only, after the first batch: "

@@ -272,3 +272,24 @@ def test_dataloader_workers_are_separate_processes(caches):
         indices += batch["index"].numpy().tolist()
     assert len(pids) == 2 and os.getpid() not in pids
     assert sorted(indices) == list(range(32))
+
+
+@pytest.mark.parametrize("cache", ["many", "hdf5"])
+def test_two_worker_processes_give_the_samples_of_one_process(caches, cache):
+    def by_index(num_workers: int) -> dict[int, dict]:
+        dataset = _WithProcess(open_cache(caches[cache]), num_classes=NUM_CLASSES, max_frames=MAX_FRAMES)
+        samples = {}
+        for batch in make_loader(dataset, batch_size=5, num_workers=num_workers):
+            arrays = {key: value.numpy() for key, value in batch.items()}
+            for row, index in enumerate(arrays["index"].tolist()):
+                assert index not in samples
+                samples[index] = {key: value[row] for key, value in arrays.items()}
+        return samples
+
+    alone, forked = by_index(0), by_index(2)
+    assert sorted(alone) == sorted(forked) == list(range(32))
+    assert {int(s["pid"]) for s in alone.values()} == {os.getpid()}
+    assert len({int(s["pid"]) for s in forked.values()} - {os.getpid()}) == 2
+    for index, sample in alone.items():
+        for key in ("rgb", "audio", "mask", "labels"):
+            np.testing.assert_array_equal(forked[index][key], sample[key])
