@@ -22,8 +22,8 @@ OPEN_READERS = 8
 class Cache:
     """Records of a cache: ``len()``, iteration in shard order, and random access ``cache[i]``.
 
-    Shard readers open on first use, so a ``Cache`` is cheap to create and to pickle into
-    DataLoader workers.
+    Shard readers open on first use, so a ``Cache`` is cheap to create and to hand to data
+    workers (forked, or pickled into ``paddle.io.DataLoader``'s).
     """
 
     def __init__(self, path: str | os.PathLike):

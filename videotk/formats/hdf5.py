@@ -51,7 +51,7 @@ class HDF5ShardWriter(ShardWriter):
 
 class HDF5ShardReader(ShardReader):
     """Reads blocks of ``READ_BLOCK`` records; opens the file lazily in each process (safe across
-    DataLoader worker forks)."""
+    data worker forks)."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)

@@ -9,7 +9,7 @@ frame or one raw ``[T, H, W, 3]`` uint8 buffer), as ``vtk decode`` stores them. 
 - mode ``"dense"``: ``num_frames_out`` frames ``sample_rate`` apart, ``T = num_frames_out``
   (Non-local);
 
-as uint8 RGB frames ``[T, S, S, 3]``, ``S = crop_size``: what a DataLoader worker hands over, a
+as uint8 RGB frames ``[T, S, S, 3]``, ``S = crop_size``: what a data worker hands over, a
 quarter of the bytes of float32. :meth:`ClipSampler.tensor` makes the model's float32 input of a
 clip, ``[T, 3, S, S]`` (``"tsn"``) or ``[3, T, S, S]`` (``"dense"``), each frame ``(x / 255 - mean)
 / std`` with ImageNet's RGB mean and std; the Kinetics task does the same to a batch on the device.

@@ -72,7 +72,7 @@ def keep_large_buffers() -> None:
 
     A batch of 32 videos x 300 frames is about 44 MB, above glibc's largest automatic mmap
     threshold (32 MB), so every batch would otherwise be mmapped, page-faulted and unmapped: it
-    halves the data loader's throughput. DataLoader workers forked later inherit the setting.
+    halves the data loader's throughput. Data workers forked later inherit the setting.
     """
     if not sys.platform.startswith("linux"):
         return

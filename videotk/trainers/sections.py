@@ -12,7 +12,7 @@ from .settings import Count, PositiveInt
 class TrainSettings:
     """The ``train`` section.
 
-    ``cpu_threads``: Paddle's CPU threads; None gives it the cores the DataLoader workers leave.
+    ``cpu_threads``: Paddle's CPU threads; None gives it the cores the data workers leave.
     ``keep_last``: keep only the newest N epoch checkpoints (None keeps all).
     ``amp``: Paddle's automatic mixed precision on GPUs (:func:`~videotk.trainers.runtime.mixed_precision`):
     null trains in float32; ``O1`` runs the ops Paddle lists as safe (matmul, convolution) in

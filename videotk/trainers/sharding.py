@@ -202,7 +202,7 @@ def epoch_records(
 ) -> tuple[Iterator[tuple[int, dict]], np.random.Generator]:
     """This reader's ``(global index, record)`` pairs for ``epoch``, and the epoch's random generator.
 
-    The reader is this DataLoader worker of this rank (:func:`current_reader`). In training, the
+    The reader is this data worker of this rank (:func:`current_reader`). In training, the
     shard order is shuffled and records pass through a shuffle buffer of ``shuffle_buffer``;
     ``even=None`` means "equal shares" when training on more than one rank.
     """
@@ -224,7 +224,7 @@ class CacheDataset(paddle.io.IterableDataset):
     subclasses turn each record into samples with :meth:`samples`.
 
     Without ``train``, and unless ``rank`` and ``world_size`` are given, every ``paddle.distributed``
-    rank reads the whole cache (its DataLoader workers share it): evaluation during distributed
+    rank reads the whole cache (its data workers share it): evaluation during distributed
     training then scores every record in every rank.
 
     An exception while reading or making samples ends this reader's iteration with one

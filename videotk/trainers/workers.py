@@ -2,11 +2,12 @@
 memory: the multi-worker path of :func:`~videotk.trainers.loader.make_loader`.
 
 Each worker is forked at the start of an epoch with the dataset as it is then (its epoch set),
-iterates it, and writes every sample, as it comes, into its row of a batch in one of its ``slots`` shared-memory
-blocks (so the worker holds one sample at a time, and each array is copied once, into its place).
-When ``batch_size`` samples are in, it sends the slot's number over a Unix socket with a small
-header (the batch's structure, the arrays' dtypes, shapes and offsets, its strings); the training
-process copies the arrays out into Paddle tensors and gives the slot back. No array is pickled.
+iterates it, and writes every sample, as it comes, into its row of a batch in one of its ``slots``
+shared-memory blocks (so the worker holds one sample at a time, and each array is copied once, into
+its place). When ``batch_size`` samples are in, it sends the slot's number over a Unix socket with a
+small header (the batch's structure, the arrays' dtypes, shapes and offsets, its strings); the
+training process copies the arrays out into Paddle tensors and gives the slot back. No array is
+pickled.
 
 - **Blocks.** A slot is a ``memfd`` block the worker makes (and remakes larger when a batch does
   not fit) and passes once to the training process with the socket (``SCM_RIGHTS``). No file or
@@ -24,9 +25,10 @@ process copies the arrays out into Paddle tensors and gives the slot back. No ar
 
 Why not ``paddle.io.DataLoader``'s workers: on a 2-core machine its hand-over of a batch (the
 batch copied into a shared-memory tensor, pickled through a queue, moved by a thread into a
-blocking queue) costs the training process more than reading the batch does, so 2 workers
-delivered fewer samples per second than 0 (``docs/benchmarks.md``). Linux only (``memfd``); other
-systems keep the DataLoader (:func:`available`).
+blocking queue) cost the training process more than reading the batch did, so 2 of its workers
+delivered no more YouTube-8M samples per second than 0 (these: 1.6x, ``docs/benchmarks.md``); and
+a killed worker left its segments in ``/dev/shm``. Linux only (``memfd``); other systems keep the
+DataLoader (:func:`available`).
 """
 
 from __future__ import annotations

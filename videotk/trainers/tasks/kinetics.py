@@ -17,7 +17,7 @@ The ``data`` section holds the :class:`~videotk.trainers.clips.ClipSampler` sett
 ``data.test`` overrides some of them for evaluation and prediction (the seed tests StNet on 25
 segments and Non-local on 30 views of 256 pixels). Segment-mode batches ``[N, seg_num * seglen,
 3, H, W]`` become the model input ``[N, seg_num, seglen * 3, H, W]``; dense clips ``[N, 3, T, H,
-W]`` pass as they are. The frames cross from the DataLoader workers as uint8, a quarter of the
+W]`` pass as they are. The frames cross from the data workers as uint8, a quarter of the
 bytes of float32; :meth:`KineticsTask.inputs` normalises a batch on the device
 (:func:`normalized`), equal to what ``normalized=True`` makes in the worker with numpy. The loss is softmax cross-entropy; the metrics are top-1 / top-5 per clip
 and per video (scores averaged over the test views, :mod:`videotk.evaluators.kinetics`).
@@ -58,7 +58,7 @@ def normalized(frames: paddle.Tensor, layout: str) -> paddle.Tensor:
 class KineticsClips(CacheDataset):
     """Samples of a Kinetics cache (keys and shapes in the module docstring), made by ``sampler``.
 
-    Each DataLoader worker of each ``paddle.distributed`` rank reads its own share of the shards
+    Each data worker of each ``paddle.distributed`` rank reads its own share of the shards
     (:mod:`videotk.trainers.sharding`); together they read every record once per epoch.
 
     - ``train=False``: records in cache order, ``sampler.num_views`` samples per record.

@@ -16,7 +16,7 @@ key       dtype, shape            content
 ``T`` is ``max_frames`` (the first ``max_frames`` frames, zero-padded at the end), or
 ``num_samples`` when frames are sampled for Attention Cluster (see :func:`sampled_frames`).
 
-The codes cross from the DataLoader workers to the training process as they are, a quarter of
+The codes cross from the data workers to the training process as they are, a quarter of
 the bytes of float32; :meth:`YouTube8MTask.inputs` turns a batch of them into the model's float32
 features on the device (:func:`features`): dequantized (or the raw codes 0..255), 0 in padding,
 equal to what ``codes=False`` makes in the worker with numpy.
@@ -115,15 +115,15 @@ def features(codes: paddle.Tensor, mask: paddle.Tensor, *, dequantize: bool = Tr
 class YouTube8MFrames(CacheDataset):
     """Samples of a frame-level YouTube-8M cache (keys and shapes in the module docstring).
 
-    Each DataLoader worker of each ``paddle.distributed`` rank reads its own share of the shards
+    Each data worker of each ``paddle.distributed`` rank reads its own share of the shards
     (:mod:`videotk.trainers.sharding`); together they read every record once per epoch.
 
     - ``train=False``: records in cache order, centre frames when sampling.
     - ``train=True``: shard order shuffled per epoch, then a shuffle buffer of ``shuffle_buffer``
       records (quantized, about 0.3 MB each for 300-frame videos) per worker, random frames when
       sampling. Deterministic for ``(seed, epoch)`` and the number of ranks and workers; call
-      :meth:`set_epoch` before each epoch (DataLoader workers take a fresh copy of the dataset
-      each epoch unless ``persistent_workers``).
+      :meth:`set_epoch` before each epoch (the data workers are forked each epoch with a copy
+      of the dataset as it is then).
     - ``num_samples``: Attention Cluster's input, ``num_samples`` frames sampled from the first
       ``max_frames`` (:func:`sampled_frames`). The mask is all ones, also for a video shorter than
       ``num_samples``, whose frames then repeat as in the seed; it is all zeros for a video
