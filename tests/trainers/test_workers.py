@@ -233,3 +233,44 @@ def test_make_loader_uses_the_workers_and_keeps_the_step_count(tmp_path):
 def test_invalid_sizes_are_refused():
     with pytest.raises(ValueError, match="at least one worker"):
         workers.ProcessBatches(Numbered(1), batch_size=1, num_workers=0, convert=np.array)
+
+
+def test_a_collation_of_its_own_runs_in_the_worker_and_its_batch_arrives_whole():
+    from videotk.trainers.tasks.captioning import pad_collate
+
+    def make(i):
+        return {"features": np.full((i + 1, 2), i, np.float32), "length": np.int64(i + 1)}
+
+    got = batches(Numbered(5, make), 2, 2, collate=lambda samples: {**pad_collate(samples), "n": [len(samples)]})
+    want = [pad_collate([make(i) for i in rows]) for rows in ([0, 2], [1, 3], [4])]
+    assert len(got) == 3
+    for batch, expect in zip(got, want):
+        assert batch["n"] == [len(expect["length"])]
+        for key in ("features", "length"):
+            assert batch[key].dtype == expect[key].dtype
+            np.testing.assert_array_equal(batch[key], expect[key])
+    assert got[1]["features"].shape == (2, 4, 2)  # padded to the longest of its own samples
+
+
+def test_a_padded_loader_gives_the_same_batches_with_and_without_workers():
+    from videotk.trainers.tasks.captioning import padded_loader
+
+    class Lengths(Numbered, paddle.io.IterableDataset):
+        def __init__(self):
+            super().__init__(7, lambda i: {"feat": np.full((i % 3 + 1, 4), i, np.float32), "index": np.int64(i)})
+
+        def reader_samples(self, num_workers):
+            return [len(range(worker, self.count, num_workers)) for worker in range(num_workers)]
+
+    forked = list(padded_loader(Lengths(), batch_size=2, num_workers=2))
+    alone = list(padded_loader(Lengths(), batch_size=2, num_workers=0))
+    assert [b["index"].numpy().tolist() for b in forked] == [[0, 2], [1, 3], [4, 6], [5]]
+    assert sorted(i for b in alone for i in b["index"].numpy().tolist()) == list(range(7))
+    for batch in forked + alone:
+        assert isinstance(batch["feat"], paddle.Tensor)
+        rows = batch["index"].numpy().tolist()
+        feat = batch["feat"].numpy()
+        assert feat.shape == (len(rows), max(i % 3 + 1 for i in rows), 4)  # padded to its longest sample
+        for row, i in enumerate(rows):
+            np.testing.assert_array_equal(feat[row, : i % 3 + 1], i)
+            assert not feat[row, i % 3 + 1:].any()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import paddle
@@ -75,16 +75,20 @@ class Loader:
             yield batch
 
 
-def make_loader(dataset, *, batch_size: int, num_workers: int, paddle_workers: bool = False) -> Loader:
+def make_loader(dataset, *, batch_size: int, num_workers: int, paddle_workers: bool = False,
+                collate_fn: Callable[[list], Any] | None = None) -> Loader:
     """A :class:`Loader` of ``dataset`` (a :class:`~videotk.trainers.sharding.CacheDataset`).
 
     With workers, they are videotk's (:class:`~videotk.trainers.workers.ProcessBatches`), or
-    ``paddle.io.DataLoader``'s with ``paddle_workers`` or where those do not run."""
+    ``paddle.io.DataLoader``'s with ``paddle_workers`` or where those do not run. ``collate_fn``
+    replaces the default collation: it makes a batch of numpy arrays from a list of samples (and
+    passes a :class:`SampleFailure` among them on as :func:`collate` does)."""
     if num_workers > 0 and not paddle_workers and workers.available():
         dataloader = workers.ProcessBatches(dataset, batch_size=batch_size, num_workers=num_workers,
-                                            convert=paddle.to_tensor, failure=failure_of, error=DataError)
+                                            convert=paddle.to_tensor, failure=failure_of, error=DataError,
+                                            collate=collate_fn)
     else:
         dataloader = paddle.io.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
-                                          collate_fn=collate)
+                                          collate_fn=collate_fn or collate)
     sizes = dataset.reader_samples(max(num_workers, 1))
     return Loader(dataloader, sum(math.ceil(size / batch_size) for size in sizes), sum(sizes))

@@ -219,6 +219,41 @@ class Plan:
         return self.root.header(self.count)
 
 
+class WholeBatch:
+    """A batch already collated (by a loader's own ``collate``: padding, say), laid out as it is:
+    its arrays (and numbers) each placed whole in the block, everything else (strings, lists of
+    them) kept as a value. Mappings and sequences holding arrays are laid out item by item."""
+
+    def __init__(self, batch):
+        self.nbytes = 0
+        self.arrays: list[tuple[int, np.ndarray]] = []
+        self.tree = self._plan(batch)
+
+    def _plan(self, value):
+        if hasattr(value, "numpy") and not isinstance(value, np.ndarray):  # a paddle.Tensor
+            value = value.numpy()
+        if isinstance(value, (np.ndarray, numbers.Number)):
+            value = np.asarray(value)
+            offset = _align(self.nbytes)
+            self.nbytes = offset + value.nbytes
+            self.arrays.append((offset, value))
+            return ("array", value.dtype.str, value.shape, offset)
+        if isinstance(value, Mapping):
+            return ("dict", {key: self._plan(item) for key, item in value.items()})
+        if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and any(
+                isinstance(item, (np.ndarray, Mapping)) or hasattr(item, "numpy") for item in value):
+            return ("list", [self._plan(item) for item in value])
+        return ("value", value)
+
+    def write(self, block) -> None:
+        for offset, array in self.arrays:
+            np.ndarray(array.shape, array.dtype, buffer=block, offset=offset)[...] = array
+
+    def header(self):
+        self.arrays = []
+        return self.tree
+
+
 def build(tree, block, convert: Callable[[np.ndarray], Any]):
     """The batch ``tree`` describes, its arrays read from ``block`` through ``convert`` (which must
     copy them: the block is written again once the batch is given back)."""
@@ -266,21 +301,31 @@ class _Blocks:
             self.free.append(_FREE.unpack(data)[0])
         return self.free.popleft()
 
+    def _reserve(self, nbytes: int) -> mmap.mmap:
+        """The next free slot's block, made at least ``nbytes`` long."""
+        slot = self.slot = self._next_slot()
+        block = self.maps[slot]
+        if block is None or len(block) < nbytes:
+            if block is not None:
+                block.close()
+            self.new_fd, block = _block(nbytes, f"videotk-batch-{slot}")
+            self.maps[slot] = block
+        return block
+
     def start(self, sample, batch_size: int) -> Plan:
         """A batch beginning with ``sample``, written into the next free slot (made large enough)."""
         plan = Plan(sample, batch_size)
-        slot = self.slot = self._next_slot()
-        block = self.maps[slot]
-        if block is None or len(block) < plan.nbytes:
-            if block is not None:
-                block.close()
-            self.new_fd, block = _block(plan.nbytes, f"videotk-batch-{slot}")
-            self.maps[slot] = block
-        plan.start(block)
+        plan.start(self._reserve(plan.nbytes))
         plan.add(sample)
         return plan
 
-    def send(self, plan: Plan) -> None:
+    def send_whole(self, batch) -> None:
+        """Write a collated batch into the next free slot and send it."""
+        whole = WholeBatch(batch)
+        whole.write(self._reserve(whole.nbytes))
+        self.send(whole)
+
+    def send(self, plan: "Plan | WholeBatch") -> None:
         header = pickle.dumps(plan.header(), protocol=pickle.HIGHEST_PROTOCOL)
         fds = [] if self.new_fd is None else [self.new_fd]
         inline = len(header) <= _INLINE_HEADER
@@ -312,9 +357,11 @@ class _Blocks:
 
 
 def _work(dataset: Iterable, worker: int, num_workers: int, batch_size: int, sock: socket.socket, slots: int,
-          failure: Callable[[list], str | None], inherited: list[socket.socket]) -> None:
+          failure: Callable[[list], str | None], inherited: list[socket.socket],
+          collate: Callable[[list], Any] | None = None) -> None:
     """A worker's life: batches of ``dataset`` until it runs out, then "end"; its first failure
-    (``failure([sample])``, or an exception) instead, then nothing more."""
+    (``failure([sample])``, or an exception) instead, then nothing more. With ``collate``, each
+    batch's samples are kept until it is full and handed to it (see :class:`ProcessBatches`)."""
     global _INFO
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for other in inherited:  # the other workers' connections: holding them would hide their ends
@@ -322,12 +369,18 @@ def _work(dataset: Iterable, worker: int, num_workers: int, batch_size: int, soc
     _INFO = WorkerInfo(worker, num_workers)
     blocks = _Blocks(sock, slots)
     try:
-        plan = None
+        plan, held = None, []
         for sample in dataset:
             reason = failure([sample])
             if reason is not None:
                 blocks.say("failure", reason)
                 return
+            if collate is not None:
+                held.append(sample)
+                if len(held) == batch_size:
+                    blocks.send_whole(collate(held))
+                    held = []
+                continue
             if plan is None:
                 plan = blocks.start(sample, batch_size)
             else:
@@ -337,6 +390,8 @@ def _work(dataset: Iterable, worker: int, num_workers: int, batch_size: int, soc
                 plan = None
         if plan is not None:
             blocks.send(plan)
+        if held:
+            blocks.send_whole(collate(held))
         blocks.say("end")
     except (BrokenPipeError, ConnectionError):
         return  # the training process has stopped listening: nothing to tell
@@ -445,11 +500,16 @@ class ProcessBatches:
 
     ``failure(samples)``: the reason a batch's samples stand for a failure of their reader, or None;
     the iteration then raises ``error(reason)``, as it does for a worker that fails or dies.
+
+    ``collate(samples)``: instead of the default collation written row by row, a function making a
+    batch of numpy arrays (and strings) from a list of samples, run in the worker; its arrays are
+    then copied into the block whole (a padding collation, whose shapes depend on every sample).
     """
 
     def __init__(self, dataset: Iterable, *, batch_size: int, num_workers: int, convert: Callable[[np.ndarray], Any],
                  failure: Callable[[list], str | None] = lambda samples: None,
-                 error: type[Exception] = RuntimeError, slots: int = SLOTS):
+                 error: type[Exception] = RuntimeError, slots: int = SLOTS,
+                 collate: Callable[[list], Any] | None = None):
         if num_workers < 1 or batch_size < 1 or slots < 1:
             raise ValueError(f"need at least one worker, sample per batch and slot; got {num_workers}, "
                              f"{batch_size}, {slots}")
@@ -460,6 +520,7 @@ class ProcessBatches:
         self.failure = failure
         self.error = error
         self.slots = slots
+        self.collate = collate
 
     def __iter__(self) -> Iterator:
         context = multiprocessing.get_context("fork")
@@ -470,7 +531,7 @@ class ProcessBatches:
                 process = context.Process(
                     target=_work, name=f"videotk-data-worker-{index}", daemon=True,
                     args=(self.dataset, index, self.num_workers, self.batch_size, theirs, self.slots, self.failure,
-                          [worker.sock for worker in workers] + [mine]))
+                          [worker.sock for worker in workers] + [mine], self.collate))
                 process.start()
                 theirs.close()
                 workers.append(_Worker(index, process, mine, self.slots))

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +48,7 @@ import numpy as np
 import paddle
 
 from ...formats import Cache, CacheError
-from ..loader import Loader, SampleFailure, collate
+from ..loader import Loader, SampleFailure, collate, make_loader
 from ..sections import EvalSettings
 from ..settings import ConfigError, Count, PositiveFloat, PositiveInt
 from .activitynet import SubsetVideos
@@ -69,8 +68,9 @@ RESULT_VERSION = "VERSION 1.0"
 
 
 def pad_collate(samples: list) -> dict:
-    """Samples stacked into a batch, each array key zero-padded to the largest shape among them
-    (lengths are the samples' own keys); a reader's failure passes as :func:`collate` passes it."""
+    """Samples stacked into a batch of numpy arrays, each array key zero-padded to the largest shape
+    among them (lengths are the samples' own keys); a reader's failure passes as :func:`collate`
+    passes it."""
     if any(isinstance(s, SampleFailure) for s in samples):
         return collate(samples)
     batch = {}
@@ -80,15 +80,13 @@ def pad_collate(samples: list) -> dict:
         out = np.zeros((len(arrays), *shape), arrays[0].dtype)
         for row, a in enumerate(arrays):
             out[(row, *(slice(0, n) for n in a.shape))] = a
-        batch[key] = paddle.to_tensor(out)
+        batch[key] = out
     return batch
 
 
 def padded_loader(dataset, *, batch_size: int, num_workers: int) -> Loader:
-    """:func:`~videotk.trainers.loader.make_loader` with :func:`pad_collate`: the same exact step count."""
-    dataloader = paddle.io.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=pad_collate)
-    sizes = dataset.reader_samples(max(num_workers, 1))
-    return Loader(dataloader, sum(math.ceil(size / batch_size) for size in sizes), sum(sizes))
+    """:func:`~videotk.trainers.loader.make_loader` with :func:`pad_collate` (run in the workers)."""
+    return make_loader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=pad_collate)
 
 
 def length_mask(lengths: paddle.Tensor, size: int) -> paddle.Tensor:
