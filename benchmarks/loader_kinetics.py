@@ -52,7 +52,6 @@ import os
 import pickle
 import platform
 import random
-import resource
 import shutil
 import sys
 import tempfile
@@ -74,7 +73,7 @@ from videotk.trainers.runtime import keep_large_buffers
 from videotk.trainers.tasks.kinetics import KineticsClips, normalized
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from two_processes import interleaved, load, median, ratios
+from two_processes import cpu_seconds, interleaved, load, loader_start_and_cores, median, ratios
 
 CROP = 224
 SHORT_SIDE = 256
@@ -191,11 +190,6 @@ FIRST_BATCH: dict[tuple, list[float]] = {}
 #: cores kept busy over a whole run (CPU seconds / wall seconds): (this process, its workers), same keys
 CORES: dict[tuple, list[tuple[float, float]]] = {}
 
-
-def cpu_seconds() -> tuple[float, float]:
-    """CPU seconds so far of this process and of its children that have ended."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
 
 
 def loader_read(cache_path: Path, settings: dict, workers: int, uint8: bool, convert: bool = True,
@@ -326,15 +320,9 @@ def compare(name: str, settings: dict, cache: Path, pickles: list[Path], repeat:
           f"{ratios(steady[2, True, True, False], steady[0, True, True, False])}"
           f"  ({max(steady[2, True, True, False]):.0f} / {max(steady[0, True, True, False]):.0f} samples/s)"
           f"  (target >= 1.5)")
-    first = {key: values[-repeat:] for key, values in FIRST_BATCH.items()}
-    print("  first batch of an epoch after (median s): "
-          + ", ".join(f"{label} {median(first[key]):.3f}" for label, key in
-                      [("0 workers", (0, True, True, False)), ("2 workers", (2, True, True, False)),
-                       ("Paddle's 2 workers", (2, True, True, True))]))
-    print("  cores kept busy (median; this process + its workers): " + ", ".join(
-        f"{label} {median([c[0] for c in CORES[key][-repeat:]]):.2f} + {median([c[1] for c in CORES[key][-repeat:]]):.2f}"
-        for label, key in [("0 workers", (0, True, True, False)), ("2 workers", (2, True, True, False)),
-                           ("Paddle's 2 workers", (2, True, True, True))]))
+    start, busy = loader_start_and_cores({key: values[-repeat:] for key, values in FIRST_BATCH.items()},
+                                         {key: values[-repeat:] for key, values in CORES.items()})
+    print(f"  {start}\n  {busy}")
     print(f"  Paddle's 2 workers / 0 workers, uint8, after the first batch: "
           f"{ratios(steady[2, True, True, True], steady[0, True, True, False])}")
     print(f"  2 workers float / 0 workers uint8:             "

@@ -39,7 +39,6 @@ import argparse
 import os
 import pickle
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -57,7 +56,7 @@ from videotk.trainers.loader import make_loader
 from videotk.trainers.tasks.youtube8m import DEQUANTIZE_BIAS, DEQUANTIZE_SCALE, YouTube8MFrames, features
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from two_processes import interleaved, load, median, ratios
+from two_processes import cpu_seconds, interleaved, load, loader_start_and_cores, median, ratios
 
 NUM_CLASSES = 3862
 MAX_FRAMES = 300
@@ -156,11 +155,6 @@ FIRST_BATCH: dict[tuple, list[float]] = {}
 #: cores kept busy over a whole run (CPU seconds / wall seconds): (this process, its workers), same keys
 CORES: dict[tuple, list[tuple[float, float]]] = {}
 
-
-def cpu_seconds() -> tuple[float, float]:
-    """CPU seconds so far of this process and of its children that have ended."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
 
 
 def loader_read(cache_path: Path, workers: int, codes: bool, convert: bool = True, paddle_workers: bool = False) -> int:
@@ -275,14 +269,8 @@ def main() -> None:
               f"  ({max(two_steady):.0f} / {max(zero_steady):.0f} samples/s)  (target >= 1.5)")
         print(f"2 workers / 0 workers, uint8 batches only, after the first batch: "
               f"{ratios(steady[2, True, False, False], steady[0, True, False, False])}")
-        print("first batch of an epoch after (median s): "
-              + ", ".join(f"{label} {median(FIRST_BATCH[key]):.3f}" for label, key in
-                          [("0 workers", (0, True, True, False)), ("2 workers", (2, True, True, False)),
-                           ("Paddle's 2 workers", (2, True, True, True))]))
-        print("cores kept busy (median; this process + its workers): " + ", ".join(
-            f"{label} {median([c[0] for c in CORES[key]]):.2f} + {median([c[1] for c in CORES[key]]):.2f}"
-            for label, key in [("0 workers", (0, True, True, False)), ("2 workers", (2, True, True, False)),
-                               ("Paddle's 2 workers", (2, True, True, True))]))
+        start, busy = loader_start_and_cores(FIRST_BATCH, CORES)
+        print(f"{start}\n{busy}")
         print(f"Paddle's 2 workers / 0 workers, uint8 hand-over, after the first batch: "
               f"{ratios(steady[2, True, True, True], zero_steady)}")
         print(f"Paddle's 2 workers / 0 workers, uint8 batches only, after the first batch: "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import resource
 import statistics
 import time
 
@@ -71,3 +72,27 @@ def ratios(top: list[float], bottom: list[float]) -> str:
     """``"median (each round)"`` of the per-round ratios ``top / bottom``."""
     values = [a / b for a, b in zip(top, bottom)]
     return f"{median(values):5.2f}x  (rounds: {' '.join(f'{v:.2f}' for v in values)})"
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """CPU seconds so far of this process and of its children that have ended."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+
+#: the loader runs whose start and cores the loader benchmarks print: label -> (workers, uint8,
+#: float32 inputs made in the training process, Paddle's workers)
+LOADER_RUNS = [("0 workers", (0, True, True, False)), ("2 workers", (2, True, True, False)),
+               ("Paddle's 2 workers", (2, True, True, True))]
+
+
+def loader_start_and_cores(first: dict, cores: dict) -> tuple[str, str]:
+    """The loader benchmarks' lines for :data:`LOADER_RUNS`: seconds to the first batch of an
+    epoch (``first``: key -> [seconds]) and the cores kept busy by the training process and by its
+    workers (``cores``: key -> [(process, workers)]), medians over the runs."""
+    start = "first batch of an epoch after (median s): " + ", ".join(
+        f"{label} {median(first[key]):.3f}" for label, key in LOADER_RUNS)
+    busy = "cores kept busy (median; this process + its workers): " + ", ".join(
+        f"{label} {median([c[0] for c in cores[key]]):.2f} + {median([c[1] for c in cores[key]]):.2f}"
+        for label, key in LOADER_RUNS)
+    return start, busy
