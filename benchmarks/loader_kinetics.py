@@ -73,7 +73,7 @@ from videotk.trainers.runtime import keep_large_buffers
 from videotk.trainers.tasks.kinetics import KineticsClips, normalized
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from two_processes import cpu_seconds, interleaved, load, loader_start_and_cores, median, ratios
+from two_processes import LoaderFigures, interleaved, load, median, ratios
 
 CROP = 224
 SHORT_SIDE = 256
@@ -182,14 +182,8 @@ def dataset_read(cache_path: Path, settings: dict, epoch: int) -> int:
     return sum(1 for _ in dataset)
 
 
-#: samples/s of each loader run counted from its first batch on: (workers, uint8, convert) -> runs;
-#: starting the worker processes (each epoch) is left out, as it is in a long epoch
-AFTER_FIRST_BATCH: dict[tuple, list[float]] = {}
-#: seconds from asking for the epoch's batches to the first one, same keys
-FIRST_BATCH: dict[tuple, list[float]] = {}
-#: cores kept busy over a whole run (CPU seconds / wall seconds): (this process, its workers), same keys
-CORES: dict[tuple, list[tuple[float, float]]] = {}
-
+#: each loader run's figures, keyed (workers, uint8, convert, paddle_workers)
+FIGURES = LoaderFigures()
 
 
 def loader_read(cache_path: Path, settings: dict, workers: int, uint8: bool, convert: bool = True,
@@ -198,19 +192,14 @@ def loader_read(cache_path: Path, settings: dict, workers: int, uint8: bool, con
     task's inputs step, :func:`normalized`; not with ``convert=False``: the batches as the loader
     delivers them); without, float32 batches made by the readers."""
     dataset = clips(cache_path, settings, train=True, normalized=not uint8)
-    samples = first = 0
-    begin, cpu_begin = time.perf_counter(), cpu_seconds()
-    for batch in make_loader(dataset, batch_size=BATCH, num_workers=workers, paddle_workers=paddle_workers):
+
+    def step(batch) -> int:
         if convert:
             normalized(batch["frames"], dataset.sampler.layout)
-        if not samples:
-            first, start = batch["frames"].shape[0], time.perf_counter()
-            FIRST_BATCH.setdefault((workers, uint8, convert, paddle_workers), []).append(start - begin)
-        samples += batch["frames"].shape[0]
-    AFTER_FIRST_BATCH.setdefault((workers, uint8, convert, paddle_workers), []).append((samples - first) / (time.perf_counter() - start))
-    wall, (own, children) = time.perf_counter() - begin, cpu_seconds()
-    CORES.setdefault((workers, uint8, convert, paddle_workers), []).append(((own - cpu_begin[0]) / wall, (children - cpu_begin[1]) / wall))
-    return samples
+        return batch["frames"].shape[0]
+
+    batches = make_loader(dataset, batch_size=BATCH, num_workers=workers, paddle_workers=paddle_workers)
+    return FIGURES.run((workers, uint8, convert, paddle_workers), batches, step)
 
 
 class ReadyClips(paddle.io.IterableDataset):
@@ -315,13 +304,12 @@ def compare(name: str, settings: dict, cache: Path, pickles: list[Path], repeat:
     print(f"  2 workers / 0 workers, uint8 hand-over:        {ratios(rates[two], rates[zero])}  (target >= 1.5)")
     only = f"videotk DataLoader, {{}} workers, uint8 batches only, b{BATCH}"
     print(f"  2 workers / 0 workers, uint8 batches only:     {ratios(rates[only.format(2)], rates[only.format(0)])}")
-    steady = {key: values[-repeat:] for key, values in AFTER_FIRST_BATCH.items()}
+    steady = {key: values[-repeat:] for key, values in FIGURES.after_first.items()}
     print(f"  2 workers / 0 workers, uint8, after the first batch: "
           f"{ratios(steady[2, True, True, False], steady[0, True, True, False])}"
           f"  ({max(steady[2, True, True, False]):.0f} / {max(steady[0, True, True, False]):.0f} samples/s)"
           f"  (target >= 1.5)")
-    start, busy = loader_start_and_cores({key: values[-repeat:] for key, values in FIRST_BATCH.items()},
-                                         {key: values[-repeat:] for key, values in CORES.items()})
+    start, busy = FIGURES.start_and_cores(last=repeat)
     print(f"  {start}\n  {busy}")
     print(f"  Paddle's 2 workers / 0 workers, uint8, after the first batch: "
           f"{ratios(steady[2, True, True, True], steady[0, True, True, False])}")

@@ -56,7 +56,7 @@ from videotk.trainers.loader import make_loader
 from videotk.trainers.tasks.youtube8m import DEQUANTIZE_BIAS, DEQUANTIZE_SCALE, YouTube8MFrames, features
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from two_processes import cpu_seconds, interleaved, load, loader_start_and_cores, median, ratios
+from two_processes import LoaderFigures, interleaved, load, median, ratios
 
 NUM_CLASSES = 3862
 MAX_FRAMES = 300
@@ -147,14 +147,8 @@ def dataset_read(cache_path: Path) -> int:
     return sum(1 for _ in dataset)
 
 
-#: samples/s of each loader run counted from its first batch on: (workers, uint8, convert) -> runs;
-#: starting the worker processes (each epoch) is left out, as it is in a long epoch
-AFTER_FIRST_BATCH: dict[tuple, list[float]] = {}
-#: seconds from asking for the epoch's batches to the first one, same keys
-FIRST_BATCH: dict[tuple, list[float]] = {}
-#: cores kept busy over a whole run (CPU seconds / wall seconds): (this process, its workers), same keys
-CORES: dict[tuple, list[tuple[float, float]]] = {}
-
+#: each loader run's figures, keyed (workers, codes, convert, paddle_workers)
+FIGURES = LoaderFigures()
 
 
 def loader_read(cache_path: Path, workers: int, codes: bool, convert: bool = True, paddle_workers: bool = False) -> int:
@@ -162,20 +156,15 @@ def loader_read(cache_path: Path, workers: int, codes: bool, convert: bool = Tru
     task's inputs step, :func:`features`; not with ``convert=False``: the batches as the loader
     delivers them); without, float32 batches made by the readers."""
     dataset = YouTube8MFrames(open_cache(cache_path), num_classes=NUM_CLASSES, max_frames=MAX_FRAMES, codes=codes)
-    samples = first = 0
-    begin, cpu_begin = time.perf_counter(), cpu_seconds()
-    for batch in make_loader(dataset, batch_size=BATCH, num_workers=workers, paddle_workers=paddle_workers):
+
+    def step(batch) -> int:
         if convert:
             features(batch["audio"], batch["mask"])
             features(batch["rgb"], batch["mask"])
-        if not samples:
-            first, start = batch["rgb"].shape[0], time.perf_counter()
-            FIRST_BATCH.setdefault((workers, codes, convert, paddle_workers), []).append(start - begin)
-        samples += batch["rgb"].shape[0]
-    AFTER_FIRST_BATCH.setdefault((workers, codes, convert, paddle_workers), []).append((samples - first) / (time.perf_counter() - start))
-    wall, (own, children) = time.perf_counter() - begin, cpu_seconds()
-    CORES.setdefault((workers, codes, convert, paddle_workers), []).append(((own - cpu_begin[0]) / wall, (children - cpu_begin[1]) / wall))
-    return samples
+        return batch["rgb"].shape[0]
+
+    batches = make_loader(dataset, batch_size=BATCH, num_workers=workers, paddle_workers=paddle_workers)
+    return FIGURES.run((workers, codes, convert, paddle_workers), batches, step)
 
 
 def features_times(cache_path: Path, repeat: int = 5) -> dict[str, float]:
@@ -263,13 +252,13 @@ def main() -> None:
         print(f"2 workers / 0 workers, uint8 hand-over: {ratios(two, zero)}  (target >= 1.5)")
         print(f"2 workers / 0 workers, uint8 batches only: "
               f"{ratios(rates[f'DataLoader 2 workers, uint8 batches only, b{BATCH}'], rates[f'DataLoader 0 workers, uint8 batches only, b{BATCH}'])}")
-        steady = AFTER_FIRST_BATCH
+        steady = FIGURES.after_first
         two_steady, zero_steady = steady[2, True, True, False], steady[0, True, True, False]
         print(f"2 workers / 0 workers, uint8 hand-over, after the first batch: {ratios(two_steady, zero_steady)}"
               f"  ({max(two_steady):.0f} / {max(zero_steady):.0f} samples/s)  (target >= 1.5)")
         print(f"2 workers / 0 workers, uint8 batches only, after the first batch: "
               f"{ratios(steady[2, True, False, False], steady[0, True, False, False])}")
-        start, busy = loader_start_and_cores(FIRST_BATCH, CORES)
+        start, busy = FIGURES.start_and_cores()
         print(f"{start}\n{busy}")
         print(f"Paddle's 2 workers / 0 workers, uint8 hand-over, after the first batch: "
               f"{ratios(steady[2, True, True, True], zero_steady)}")

@@ -74,6 +74,7 @@ def ratios(top: list[float], bottom: list[float]) -> str:
     return f"{median(values):5.2f}x  (rounds: {' '.join(f'{v:.2f}' for v in values)})"
 
 
+
 def cpu_seconds() -> tuple[float, float]:
     """CPU seconds so far of this process and of its children that have ended."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -86,13 +87,41 @@ LOADER_RUNS = [("0 workers", (0, True, True, False)), ("2 workers", (2, True, Tr
                ("Paddle's 2 workers", (2, True, True, True))]
 
 
-def loader_start_and_cores(first: dict, cores: dict) -> tuple[str, str]:
-    """The loader benchmarks' lines for :data:`LOADER_RUNS`: seconds to the first batch of an
-    epoch (``first``: key -> [seconds]) and the cores kept busy by the training process and by its
-    workers (``cores``: key -> [(process, workers)]), medians over the runs."""
-    start = "first batch of an epoch after (median s): " + ", ".join(
-        f"{label} {median(first[key]):.3f}" for label, key in LOADER_RUNS)
-    busy = "cores kept busy (median; this process + its workers): " + ", ".join(
-        f"{label} {median([c[0] for c in cores[key]]):.2f} + {median([c[1] for c in cores[key]]):.2f}"
-        for label, key in LOADER_RUNS)
-    return start, busy
+class LoaderFigures:
+    """What each run of a loader gave, by the run's key: :attr:`first` seconds to its first batch,
+    :attr:`after_first` samples/s from that batch on (starting the workers, each epoch, left out as a
+    long epoch hides it), :attr:`cores` the cores kept busy (this process, its workers)."""
+
+    def __init__(self):
+        self.first: dict[tuple, list[float]] = {}
+        self.after_first: dict[tuple, list[float]] = {}
+        self.cores: dict[tuple, list[tuple[float, float]]] = {}
+
+    def run(self, key: tuple, batches, step) -> int:
+        """Iterate ``batches``, calling ``step(batch)`` (which returns the batch's samples) on
+        each; record the run under ``key`` and return its samples."""
+        begin, cpu_begin = time.perf_counter(), cpu_seconds()
+        samples = first = 0
+        for batch in batches:
+            size = step(batch)
+            if not samples:
+                first, start = size, time.perf_counter()
+                self.first.setdefault(key, []).append(start - begin)
+            samples += size
+        end, (own, children) = time.perf_counter(), cpu_seconds()
+        self.after_first.setdefault(key, []).append((samples - first) / (end - start))
+        wall = end - begin
+        self.cores.setdefault(key, []).append(((own - cpu_begin[0]) / wall, (children - cpu_begin[1]) / wall))
+        return samples
+
+    def start_and_cores(self, last: int | None = None) -> tuple[str, str]:
+        """The lines for :data:`LOADER_RUNS` (medians over the ``last`` runs of each, or all):
+        seconds to the first batch of an epoch, and the cores kept busy."""
+        first = {key: values[-last if last else 0:] for key, values in self.first.items()}
+        cores = {key: values[-last if last else 0:] for key, values in self.cores.items()}
+        start = "first batch of an epoch after (median s): " + ", ".join(
+            f"{label} {median(first[key]):.3f}" for label, key in LOADER_RUNS)
+        busy = "cores kept busy (median; this process + its workers): " + ", ".join(
+            f"{label} {median([c[0] for c in cores[key]]):.2f} + {median([c[1] for c in cores[key]]):.2f}"
+            for label, key in LOADER_RUNS)
+        return start, busy
