@@ -49,6 +49,10 @@ def test_every_model_has_a_seed_config_and_a_tiny_one():
     ("model.dropout=0.5", "unknown config key 'model.dropout': model takes audio_dim"),
     ("lr_scheduler.milestones=[3, 1]", "milestones [3, 1] must increase"),
     ("train.epochs", "expected section.key=value"),
+    ("train.amp=O3", "config key train.amp: 'O3' is not null or one of 'O1', 'O2'"),
+    ("train.amp=true", "config key train.amp: True is not null or one of 'O1', 'O2'"),
+    ("train.amp_dtype=float8", "config key train.amp_dtype: 'float8' is not one of 'float16', 'bfloat16'"),
+    ("train.sync_bn=yes please", "config key train.sync_bn: 'yes please' is not true or false"),
 ])
 def test_bad_overrides_name_the_key(override, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
