@@ -96,6 +96,11 @@ def _align(offset: int) -> int:
     return -(-offset // ALIGN) * ALIGN
 
 
+def _as_numpy(value):
+    """A paddle.Tensor as a numpy array; anything else as it is."""
+    return value.numpy() if hasattr(value, "numpy") and not isinstance(value, np.ndarray) else value
+
+
 class _ArrayField:
     """Rows of one array (or number) field: row ``i`` is sample ``i``'s value."""
 
@@ -107,8 +112,7 @@ class _ArrayField:
         self.rows = np.ndarray((batch_size, *self.shape), self.dtype, buffer=block, offset=self.offset)
 
     def write(self, row: int, value) -> None:
-        if hasattr(value, "numpy") and not isinstance(value, np.ndarray):  # a paddle.Tensor
-            value = value.numpy()
+        value = _as_numpy(value)
         shape = np.shape(value)
         if shape != self.shape:
             raise ValueError(f"{self.where}: the samples of one batch differ in shape: {self.shape} and {shape}")
@@ -185,8 +189,7 @@ class Plan:
         self.count = 0
 
     def _plan(self, value, where: str):
-        if hasattr(value, "numpy") and not isinstance(value, np.ndarray):  # a paddle.Tensor
-            value = value.numpy()
+        value = _as_numpy(value)
         if isinstance(value, (np.ndarray, numbers.Number)):
             value = np.asarray(value)
             offset = _align(self.nbytes)
@@ -230,8 +233,7 @@ class WholeBatch:
         self.tree = self._plan(batch)
 
     def _plan(self, value):
-        if hasattr(value, "numpy") and not isinstance(value, np.ndarray):  # a paddle.Tensor
-            value = value.numpy()
+        value = _as_numpy(value)
         if isinstance(value, (np.ndarray, numbers.Number)):
             value = np.asarray(value)
             offset = _align(self.nbytes)
