@@ -17,7 +17,6 @@ into, and what ``overwrite`` removes, is :mod:`videotk.formats.folder`'s busines
 from __future__ import annotations
 
 import contextlib
-from collections import Counter
 import hashlib
 import json
 import logging
@@ -26,6 +25,7 @@ import signal
 import threading
 import time
 import warnings
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
